@@ -1,0 +1,122 @@
+"""What every collector is: a name, the roles it applies to, its metrics, and ``collect()``.
+
+A collector knows its domain and nothing of HTTP or scheduling. It reads through the context
+(remote sessions for the target's endpoints, a per-job memory for incremental reads) and returns
+samples of the metrics it declared. A failure is raised as a typed :class:`RemoteError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+from exporter.config import CollectorSettings, Target
+from exporter.normalize import Shape
+from exporter.remoting import CmdletAnswer, Deadline, EndpointSpec, ErrorKind, RemoteError, SessionPool
+
+METRIC_PREFIX = "lync_owa_"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric a collector exports. ``labels`` excludes ``target``, which every sample gets."""
+
+    name: str
+    kind: str  # gauge | counter
+    help: str
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith(METRIC_PREFIX):
+            raise ValueError(f"metric {self.name} lacks the {METRIC_PREFIX} prefix")
+        if self.kind not in ("gauge", "counter"):
+            raise ValueError(f"metric {self.name}: kind {self.kind!r}")
+        if (self.kind == "counter") != self.name.endswith("_total"):
+            raise ValueError(f"metric {self.name}: only counters end in _total")
+
+    def sample(self, value: float, **labels: str) -> "Sample":
+        if set(labels) != set(self.labels):
+            raise ValueError(f"{self.name}: labels {sorted(labels)} != {sorted(self.labels)}")
+        return Sample(self, tuple(label_value(labels[name]) for name in self.labels), float(value))
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+MAX_LABEL_CHARS = 128
+
+
+def label_value(value: object) -> str:
+    """Label values come from servers: strip control and invisible characters, bound the length."""
+    text = _CONTROL_CHARS.sub("", str(value))
+    return text if len(text) <= MAX_LABEL_CHARS else text[: MAX_LABEL_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Sample:
+    spec: MetricSpec
+    label_values: tuple[str, ...]
+    value: float
+
+
+@dataclass
+class CollectContext:
+    """Everything one run of one job may use."""
+
+    target: Target
+    settings: CollectorSettings
+    deadline: Deadline
+    sessions: SessionPool
+    memory: dict[str, Any]  # survives between runs of this job (cursors, counters)
+    log: logging.LoggerAdapter
+
+    def endpoint(self, kind: str) -> EndpointSpec:
+        endpoint = self.target.endpoint(kind)
+        cred = self.target.credential
+        return EndpointSpec(
+            url=endpoint.url,
+            configuration=endpoint.configuration,
+            username=cred.username,
+            password=cred.password.get_secret_value(),
+            auth=cred.auth,
+            tls_verify=endpoint.tls_verify,
+            ca_file=endpoint.ca_file,
+            encryption=endpoint.encryption,
+        )
+
+    def run(
+        self,
+        endpoint_kind: str,
+        cmdlet: str,
+        parameters: Mapping[str, Any] | None,
+        shape: Shape,
+        accept_error_ids: Sequence[str] = (),
+    ) -> CmdletAnswer:
+        session = self.sessions.get(self.endpoint(endpoint_kind))
+        return session.run(cmdlet, parameters, shape, self.deadline, accept_error_ids=accept_error_ids)
+
+
+class Collector:
+    """Base class; subclasses set the class attributes and implement :meth:`collect`."""
+
+    name: ClassVar[str]
+    roles: ClassVar[frozenset[str]]
+    settings_model: ClassVar[type[CollectorSettings]] = CollectorSettings
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    # Every cmdlet the collector may call, by endpoint kind: the source of the JEA role capability.
+    cmdlets: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def collect(self, ctx: CollectContext) -> list[Sample]:
+        raise NotImplementedError
+
+    @staticmethod
+    def shape_error(where: str, message: str) -> RemoteError:
+        return RemoteError(ErrorKind.SHAPE, where, message)
+
+
+@dataclass
+class Result:
+    """The outcome of one run: samples on success, else the error."""
+
+    samples: list[Sample] = field(default_factory=list)
+    error: RemoteError | None = None

@@ -1,0 +1,59 @@
+"""Wires configuration, collectors, scheduler, snapshot store and HTTP server into one exporter."""
+
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+from collectors import registry
+from collectors.base import Collector
+from exporter.config import Config
+from exporter.http import ExporterHTTPServer, parse_listen_address
+from exporter.metrics import ExpositionCache
+from exporter.remoting import SessionPool
+from exporter.scheduler import CollectionScheduler, JobRunner
+from exporter.state import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+class Exporter:
+    def __init__(
+        self,
+        config: Config,
+        listen_address: str,
+        collectors: Mapping[str, Collector] | None = None,
+    ) -> None:
+        collectors = dict(collectors or registry.by_name())
+        self.config = config
+        self.store = SnapshotStore(config.global_.staleness_intervals)
+        self.sessions = SessionPool()
+        schemas = {name: registry.schema_of(c) for name, c in collectors.items()}
+        self.runners = [
+            JobRunner(collectors[job.collector], job, self.store, self.sessions) for job in config.jobs(schemas)
+        ]
+        self.scheduler = CollectionScheduler(self.runners, config.global_.max_concurrent_jobs)
+        known_metrics = [spec for c in collectors.values() for spec in c.metrics]
+        self.cache = ExpositionCache(self.store, known_metrics)
+        self.server = ExporterHTTPServer(
+            parse_listen_address(listen_address), self.cache, self.store, healthy=lambda: self.scheduler.running
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+        return f"http://{shown}:{port}"
+
+    def start(self) -> None:
+        self.server.serve_in_thread()
+        self.scheduler.start()
+        log.info("listening", extra={"address": self.url, "jobs": len(self.runners)})
+
+    def stop(self) -> None:
+        """Stop scheduling, close remote sessions (bounded), then stop serving."""
+        self.scheduler.shutdown()
+        self.sessions.close_all(timeout=10)
+        self.server.shutdown()
+        self.server.server_close()
+        log.info("stopped")

@@ -1,0 +1,158 @@
+"""Command line: ``run`` (default), ``check``, ``demo``, ``simulate``, with Go-exporter flag names."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Sequence
+
+from exporter import __version__, logsetup
+
+log = logging.getLogger("exporter")
+
+DEFAULT_LISTEN = ":10112"
+DEFAULT_CONFIG = "/etc/lync-owa-exporter/config.yaml"
+SUBCOMMANDS = ("run", "check", "demo", "simulate")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_CONFIG = 2
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log.level", dest="log_level", choices=sorted(logsetup.LEVELS), default="info")
+    parser.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lync-owa-exporter",
+        description="Prometheus exporter: is IM and presence in Outlook Web App working, and if not, why.",
+    )
+    parser.add_argument("--version", action="version", version=f"lync-owa-exporter {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="poll the configured servers and serve /metrics (default)")
+    run.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG)
+    run.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    _add_common(run)
+
+    check = sub.add_parser("check", help="validate a configuration file: exit 0, or 2 listing every error")
+    check.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG)
+    _add_common(check)
+
+    demo = sub.add_parser("demo", help="run the exporter against the built-in simulated estate")
+    demo.add_argument("--scenario", default="healthy")
+    demo.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:10112")
+    demo.add_argument(
+        "--simulator.listen", dest="simulator_listen", default="127.0.0.1:10120",
+        help="control API address; simulated hosts take the following ports (port 0: all ephemeral)",
+    )
+    demo.add_argument("--simulator.tls", dest="simulator_tls", action="store_true", help="serve WSMan over HTTPS")
+    demo.add_argument("--interval", default="10s", help="collector interval in the demo (Prometheus duration)")
+    _add_common(demo)
+
+    simulate = sub.add_parser("simulate", help="run the simulated estate alone")
+    simulate.add_argument("--scenario", default="healthy")
+    simulate.add_argument("--listen", default="127.0.0.1:10120")
+    simulate.add_argument("--tls", action="store_true")
+    simulate.add_argument("--username", default="sim-monitor")
+    simulate.add_argument(
+        "--password-env", dest="password_env", default="LYNC_OWA_SIM_PASSWORD",
+        help="environment variable holding the password the simulated hosts accept",
+    )
+    _add_common(simulate)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    argv = list(argv)
+    # `run` is the default: `lync-owa-exporter --config.file x` means `lync-owa-exporter run --config.file x`.
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "run")
+    return build_parser().parse_args(argv)
+
+
+def wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM."""
+    stop = threading.Event()
+
+    def handler(signum, frame):  # noqa: ARG001
+        log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop.wait(1.0):
+        pass
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from collectors import registry
+    from exporter.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config_file, registry.schemas())
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    jobs = config.jobs(registry.schemas())
+    print(f"{args.config_file}: OK, {len(config.targets)} targets, {len(jobs)} jobs")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from collectors import registry
+    from exporter.app import Exporter
+    from exporter.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config_file, registry.schemas())
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    try:
+        exporter = Exporter(config, args.listen_address)
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_FAILURE
+    exporter.start()
+    try:
+        wait_for_signal()
+    finally:
+        exporter.stop()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from exporter.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import os
+
+    from simulator.cli import run_simulator
+
+    password = os.environ.get(args.password_env)
+    if not password:
+        print(f"simulate: set the environment variable {args.password_env} to the password the hosts accept", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    return run_simulator(args.scenario, args.listen, args.tls, args.username, password)
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "demo": cmd_demo, "simulate": cmd_simulate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logsetup.configure(args.log_level, args.log_format)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

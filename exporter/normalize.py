@@ -1,0 +1,183 @@
+"""Turn what pypsrp hands over into plain Python values, once, at the edge.
+
+pypsrp 0.9 gives cmdlet output as ``GenericComplexObject`` with .NET properties in
+``adapted_properties`` and note properties in ``extended_properties``. DateTimes arrive as raw
+ISO strings with seven fractional digits, enums as objects whose ``str()`` is the name, and
+Exchange's ``MultiValuedProperty`` as an object whose ``str()`` is 'None' holding raw CLIXML.
+Collectors never see any of that: they declare a :class:`Shape` and get dicts of plain values.
+A value that does not fit its declared field raises :class:`ShapeError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import defusedxml.ElementTree as SafeET
+
+# A property value is plain when it is one of these after normalisation.
+PLAIN_SCALARS = (type(None), bool, int, float, str)
+
+_DOTNET_DATETIME = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}:\d{2})"
+    r"(?:\.(?P<frac>\d{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})?$"
+)
+
+# Bound what a hostile or broken server can make us hold for one property.
+MAX_STRING_CHARS = 64 * 1024
+MAX_LIST_ITEMS = 10_000
+MAX_DEPTH = 8
+
+
+class ShapeError(ValueError):
+    """An answer did not have the shape a collector relies on."""
+
+
+def parse_dotnet_datetime(text: str) -> dt.datetime:
+    """Parse a serialised .NET DateTime into an aware UTC datetime.
+
+    .NET writes up to seven fractional digits, which Python 3.10's fromisoformat rejects.
+    A value without an offset (DateTimeKind.Unspecified) is taken as UTC: Windows services
+    write UTC when they do not say otherwise, and guessing the exporter's zone is worse.
+    """
+    match = _DOTNET_DATETIME.match(text.strip())
+    if not match:
+        raise ShapeError(f"not a DateTime: {text[:60]!r}")
+    frac = (match.group("frac") or "0")[:6].ljust(6, "0")
+    naive = dt.datetime.fromisoformat(f"{match.group('date')}T{match.group('time')}.{frac}")
+    tz = match.group("tz")
+    if tz in (None, "Z"):
+        return naive.replace(tzinfo=dt.timezone.utc)
+    sign = 1 if tz[0] == "+" else -1
+    hours, minutes = int(tz[1:3]), int(tz[4:6])
+    offset = dt.timedelta(hours=hours, minutes=minutes) * sign
+    return naive.replace(tzinfo=dt.timezone(offset)).astimezone(dt.timezone.utc)
+
+
+def _is_enum(obj: Any) -> bool:
+    return "System.Enum" in (getattr(obj, "types", None) or [])
+
+
+def _multi_valued_items(obj: Any) -> list[str] | None:
+    """Items of an Exchange MultiValuedProperty that pypsrp could not deserialise, else None."""
+    for raw in getattr(obj, "property_sets", None) or []:
+        # Only CLIXML lists qualify; a DTD or entity in one is refused by defusedxml below.
+        if isinstance(raw, str) and raw.lstrip().startswith("<") and "<LST" in raw[:4096]:
+            try:
+                root = SafeET.fromstring(raw)
+            except Exception as exc:  # defusedxml raises several types for hostile input
+                raise ShapeError(f"unreadable multi-valued property: {type(exc).__name__}") from None
+            return [(child.text or "") for child in list(root)[:MAX_LIST_ITEMS]]
+    return None
+
+
+def to_plain(value: Any, depth: int = 0) -> Any:
+    """Generic conversion of any deserialised value into plain Python values."""
+    if depth > MAX_DEPTH:
+        raise ShapeError("answer nested too deeply")
+    if isinstance(value, str):
+        return value[:MAX_STRING_CHARS]
+    if isinstance(value, PLAIN_SCALARS):
+        return value
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_LIST_ITEMS:
+            raise ShapeError(f"list of {len(value)} items exceeds {MAX_LIST_ITEMS}")
+        return [to_plain(item, depth + 1) for item in value]
+    if isinstance(value, Mapping):
+        return {str(k)[:256]: to_plain(v, depth + 1) for k, v in list(value.items())[:MAX_LIST_ITEMS]}
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value[:MAX_STRING_CHARS])
+    if _is_enum(value):
+        return str(value)
+    items = _multi_valued_items(value)
+    if items is not None:
+        return items
+    adapted = getattr(value, "adapted_properties", None)
+    extended = getattr(value, "extended_properties", None)
+    if isinstance(adapted, dict) or isinstance(extended, dict):
+        props: dict[str, Any] = {}
+        for source in (adapted or {}, extended or {}):
+            for key, item in source.items():
+                props[str(key)[:256]] = to_plain(item, depth + 1)
+        return props
+    # Anything else (a UUID, a pypsrp helper object): its string form is the honest plain value.
+    return str(value)[:MAX_STRING_CHARS]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One property a collector reads, with the plain type it must have."""
+
+    name: str
+    kind: str = "any"  # str | bool | int | float | datetime | list | any
+    required: bool = True  # the property must be present on the object
+    nullable: bool = False  # a present property may be null
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a collector expects each output object of one cmdlet to look like."""
+
+    cmdlet: str
+    fields: tuple[Field, ...] = field(default_factory=tuple)
+
+    def convert(self, obj: Any) -> dict[str, Any]:
+        plain = to_plain(obj)
+        if not isinstance(plain, dict):
+            raise ShapeError(f"{self.cmdlet}: expected an object, got {type(plain).__name__}")
+        for spec in self.fields:
+            if spec.name not in plain:
+                if spec.required:
+                    raise ShapeError(f"{self.cmdlet}: property {spec.name} missing")
+                plain[spec.name] = None
+                continue
+            plain[spec.name] = _coerce(self.cmdlet, spec, plain[spec.name])
+        return plain
+
+
+def _coerce(cmdlet: str, spec: Field, value: Any) -> Any:
+    where = f"{cmdlet}: property {spec.name}"
+    if value is None:
+        if spec.nullable or not spec.required:
+            return None
+        raise ShapeError(f"{where} is null")
+    kind = spec.kind
+    if kind == "any":
+        return value
+    if kind == "str":
+        if isinstance(value, (dict, list)):
+            raise ShapeError(f"{where}: expected text, got {type(value).__name__}")
+        return str(value)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ShapeError(f"{where}: expected a bool, got {type(value).__name__}")
+    if kind in ("int", "float"):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ShapeError(f"{where}: expected a number, got {type(value).__name__}")
+        try:
+            return int(value) if kind == "int" else float(value)
+        except ValueError:
+            raise ShapeError(f"{where}: expected a number, got {str(value)[:40]!r}") from None
+    if kind == "datetime":
+        if not isinstance(value, str):
+            raise ShapeError(f"{where}: expected a DateTime, got {type(value).__name__}")
+        try:
+            return parse_dotnet_datetime(value)
+        except ShapeError as exc:
+            raise ShapeError(f"{where}: {exc}") from None
+    if kind == "list":
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            return [value]
+        raise ShapeError(f"{where}: expected a list, got {type(value).__name__}")
+    raise ValueError(f"unknown field kind {kind!r}")  # a programming error, not bad input
+
+
+def convert_all(shape: Shape, objects: Iterable[Any]) -> list[dict[str, Any]]:
+    return [shape.convert(obj) for obj in objects]

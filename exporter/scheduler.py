@@ -1,0 +1,136 @@
+"""Run every collector against every target on its own interval, each run under a hard deadline.
+
+APScheduler fires one job per collector x target (interval with jitter, ``max_instances=1``,
+coalescing missed runs). Each firing runs the collector in a thread of its own and waits for it
+until the deadline: a run that overruns is abandoned and counted as a timeout, and while the
+abandoned thread still lives the job's next firings are skipped, so two runs of one job never
+overlap. A failing job touches only its own snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from collectors.base import CollectContext, Collector, Sample
+from exporter.config import JobSpec
+from exporter.remoting import Deadline, ErrorKind, RemoteError, SessionPool
+from exporter.state import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+# Time the waiting side grants beyond the deadline for a run to hand over its result.
+HANDOVER_GRACE_SECONDS = 0.5
+# First runs are spread over at most this many seconds so a fresh start shows data quickly.
+FIRST_RUN_SPREAD_SECONDS = 2.0
+
+
+@dataclass
+class _Outcome:
+    samples: list[Sample] | None = None
+    error: RemoteError | None = None
+
+
+class JobRunner:
+    """One collector against one target; called by APScheduler at every firing."""
+
+    def __init__(self, collector: Collector, spec: JobSpec, store: SnapshotStore, sessions: SessionPool) -> None:
+        self.collector = collector
+        self.spec = spec
+        self.store = store
+        self.sessions = sessions
+        self.memory: dict[str, Any] = {}
+        self._thread: threading.Thread | None = None
+        self.log = logging.LoggerAdapter(log, {"collector": collector.name, "target": spec.target.name})
+        store.register(collector.name, spec.target.name, spec.settings.interval)
+
+    @property
+    def job_id(self) -> str:
+        return f"{self.collector.name}@{self.spec.target.name}"
+
+    def __call__(self) -> None:
+        timeout = self.spec.settings.timeout
+        if self._thread is not None and self._thread.is_alive():
+            self._fail(ErrorKind.TIMEOUT, "previous run is still running past its deadline; run skipped", 0.0)
+            return
+        outcome = _Outcome()
+        started = time.monotonic()
+        deadline = Deadline(timeout)
+        thread = threading.Thread(target=self._execute, args=(deadline, outcome), name=self.job_id, daemon=True)
+        self._thread = thread
+        thread.start()
+        thread.join(timeout + HANDOVER_GRACE_SECONDS)
+        duration = time.monotonic() - started
+        if thread.is_alive():
+            self._fail(ErrorKind.TIMEOUT, f"run exceeded its {timeout:g}s deadline and was abandoned", duration)
+        elif outcome.error is not None:
+            self._fail(outcome.error.kind, str(outcome.error), duration)
+        else:
+            self.store.record_success(self.collector.name, self.spec.target.name, outcome.samples or [], duration)
+            self.log.debug("collector run succeeded in %.3fs", duration)
+
+    def _execute(self, deadline: Deadline, outcome: _Outcome) -> None:
+        ctx = CollectContext(
+            target=self.spec.target,
+            settings=self.spec.settings,
+            deadline=deadline,
+            sessions=self.sessions,
+            memory=self.memory,
+            log=self.log,
+        )
+        try:
+            outcome.samples = self.collector.collect(ctx)
+        except RemoteError as exc:
+            outcome.error = exc
+        except Exception as exc:  # noqa: BLE001 - a collector bug must stay inside its own job
+            self.log.exception("collector raised unexpectedly")
+            outcome.error = RemoteError(ErrorKind.SHAPE, self.job_id, f"collector failed: {type(exc).__name__}: {exc}"[:300])
+
+    def _fail(self, kind: ErrorKind | str, message: str, duration: float) -> None:
+        kind_value = kind.value if isinstance(kind, ErrorKind) else str(kind)
+        self.store.record_failure(self.collector.name, self.spec.target.name, kind_value, message, duration)
+        self.log.warning("collector run failed: kind=%s %s", kind_value, message)
+
+
+class CollectionScheduler:
+    def __init__(self, runners: list[JobRunner], max_workers: int) -> None:
+        self.runners = runners
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=timezone.utc,
+        )
+        self.running = False
+
+    def start(self) -> None:
+        now = datetime.now(timezone.utc)
+        for runner in self.runners:
+            settings = runner.spec.settings
+            trigger = IntervalTrigger(seconds=settings.interval, jitter=settings.jitter or None, timezone=timezone.utc)
+            first = now + timedelta(seconds=random.uniform(0, min(FIRST_RUN_SPREAD_SECONDS, settings.interval / 2)))
+            self._scheduler.add_job(
+                runner,
+                trigger=trigger,
+                id=runner.job_id,
+                name=runner.job_id,
+                next_run_time=first,
+                misfire_grace_time=max(1, int(settings.interval)),
+            )
+        self._scheduler.start()
+        self.running = True
+        log.info("scheduler started with %d jobs", len(self.runners))
+
+    def shutdown(self) -> None:
+        if self.running:
+            # Do not wait for abandoned or slow runs: their threads are daemons and bounded anyway.
+            self._scheduler.shutdown(wait=False)
+            self.running = False

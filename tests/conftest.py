@@ -1,0 +1,56 @@
+"""Shared test helpers: free ports, the simulated estate, and configurations pointing at it."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_EVTX = PROJECT_ROOT.parent / "shared" / "evtx"
+
+SIM_USERNAME = "sim-monitor"
+# Distinctive, so a test can search every log line and error for it.
+SIM_PASSWORD = "Pw-9c1f3e7a-never-log-me"
+PASSWORD_ENV = "LYNC_OWA_TEST_PASSWORD"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_env=PASSWORD_ENV,
+                  ca_file=None, tls_verify=True, collectors=("cms_replication",)) -> dict:
+    """A configuration document for (some of) the simulator's hosts."""
+    targets = []
+    for name, info in sim.hosts().items():
+        if hosts is not None and name not in hosts:
+            continue
+        endpoints = {"windows": {"url": info.windows_url, "encryption": "never", "tls_verify": tls_verify}}
+        if ca_file:
+            endpoints["windows"]["ca_file"] = ca_file
+        if info.exchange_url:
+            endpoints["exchange"] = {"url": info.exchange_url, "encryption": "never", "tls_verify": tls_verify}
+        targets.append({"name": name.split(".")[0], "host": name, "roles": list(info.roles),
+                        "credential": "sim", "endpoints": endpoints})
+    return {
+        "credentials": {"sim": {"username": SIM_USERNAME, "password_env": password_env, "auth": "basic"}},
+        "collectors": {name: {"interval": interval, "timeout": timeout} for name in collectors},
+        "targets": targets,
+    }
+
+
+def write_config(tmp_path: Path, document: dict) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def password_env(monkeypatch):
+    monkeypatch.setenv(PASSWORD_ENV, SIM_PASSWORD)
+    return PASSWORD_ENV

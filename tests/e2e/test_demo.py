@@ -1,0 +1,117 @@
+"""The README's demo command, as a user runs it: a real process, a real scrape, real promtool."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import PROJECT_ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+
+READY_WITHIN_SECONDS = 15  # the promise the README's demo command makes
+
+
+def _scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+@pytest.fixture(scope="module")
+def demo():
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter.cli", "demo", "--web.listen-address", f"127.0.0.1:{port}",
+         "--simulator.listen", "127.0.0.1:0"],
+        cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    started = time.monotonic()
+    text = ""
+    while time.monotonic() - started < READY_WITHIN_SECONDS:
+        if process.poll() is not None:
+            pytest.fail(f"demo exited early with {process.returncode}: {process.stdout.read()}")
+        try:
+            text = _scrape(url + "/metrics")
+        except OSError:
+            time.sleep(0.2)
+            continue
+        if _ready(text):
+            break
+        time.sleep(0.2)
+    ready_after = time.monotonic() - started
+    print(f"demo served a complete scrape after {ready_after:.1f}s")
+    yield url, text, ready_after
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("demo did not stop within 20 s of SIGINT")
+    assert process.returncode == 0, process.stdout.read()
+
+
+def _ready(text: str) -> bool:
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    up = families.get("lync_owa_collector_up")
+    replicas = families.get("lync_owa_cms_replica_up_to_date")
+    if up is None or replicas is None:
+        return False
+    cms_up = [s.value for s in up.samples if s.labels["collector"] == "cms_replication"]
+    return bool(cms_up) and all(v == 1 for v in cms_up) and len({s.labels["replica"] for s in replicas.samples}) >= 2
+
+
+def test_demo_serves_replicas_and_healthy_jobs_in_time(demo):
+    _, text, ready_after = demo
+    assert _ready(text), f"not ready after {ready_after:.1f}s:\n{text[:2000]}"
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None and not __import__("os").environ.get("CI"),
+                    reason="promtool not installed (scripts/test installs Debian's prometheus package)")
+def test_promtool_check_metrics_prints_nothing(demo):
+    url, _, _ = demo
+    body = _scrape(url + "/metrics")
+    result = subprocess.run(["promtool", "check", "metrics"], input=body, capture_output=True, text=True, timeout=60)
+    assert result.stdout + result.stderr == "", result.stdout + result.stderr
+    assert result.returncode == 0
+
+
+def _documented_metrics() -> dict[str, set[str]]:
+    """The metric tables of docs/metrics.md: name -> set of label names."""
+    documented: dict[str, set[str]] = {}
+    for line in (PROJECT_ROOT / "docs" / "metrics.md").read_text().splitlines():
+        match = re.match(r"^\|\s*`(lync_owa_[a-z0-9_]+)`\s*\|\s*(\w+)\s*\|([^|]*)\|", line)
+        if match:
+            documented[match.group(1)] = set(re.findall(r"`([a-z_]+)`", match.group(3)))
+    return documented
+
+
+def test_docs_metrics_match_a_real_scrape(demo):
+    url, _, _ = demo
+    scraped: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(_scrape(url + "/metrics")):
+        for sample in family.samples:
+            if not sample.name.startswith("lync_owa_") or sample.name.endswith("_created"):
+                continue
+            scraped.setdefault(sample.name, set()).update(sample.labels)
+    documented = _documented_metrics()
+    assert set(scraped) - set(documented) == set(), "served but not documented in docs/metrics.md"
+    assert set(documented) - set(scraped) == set(), "documented but not served by the demo"
+    for name, labels in scraped.items():
+        assert labels == documented[name], f"{name}: served labels {labels}, documented {documented[name]}"
+
+
+def test_landing_page_and_health(demo):
+    url, _, _ = demo
+    page = _scrape(url + "/")
+    assert "/metrics" in page and "cms_replication" in page and "fe01" in page
+    assert _scrape(url + "/healthz").strip() == "ok"
