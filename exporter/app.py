@@ -46,6 +46,7 @@ class Exporter:
         return f"http://{shown}:{port}"
 
     def start(self) -> None:
+        self.cache.start()
         self.server.serve_in_thread()
         self.scheduler.start()
         log.info("listening", extra={"address": self.url, "jobs": len(self.runners)})
@@ -56,4 +57,5 @@ class Exporter:
         self.sessions.close_all(timeout=10)
         self.server.shutdown()
         self.server.server_close()
+        self.cache.stop()
         log.info("stopped")

@@ -12,87 +12,106 @@ import platform
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
-from collectors.base import MetricSpec
+from collectors.base import MetricSpec, Sample
 from exporter import __version__
 from exporter.remoting import ERROR_KINDS
-from exporter.state import SnapshotStore
+from exporter.state import JobStatus, SnapshotStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 JOB_LABELS = ["collector", "target"]
 
 
-class SnapshotCollector:
-    """A prometheus_client custom collector over the snapshot store."""
-
-    def __init__(self, store: SnapshotStore, known_metrics: Iterable[MetricSpec]) -> None:
-        self.store = store
-        # Declared metrics are rendered (with HELP/TYPE) even before any sample exists.
-        self.known_metrics = {spec.name: spec for spec in known_metrics}
-
-    def describe(self) -> list[Metric]:
-        return []  # unchecked collector: families are dynamic
-
-    def collect(self) -> Iterator[Metric]:
-        now = time.monotonic()
-        jobs = self.store.jobs()
-        yield _build_info()
-        yield from self._job_health(jobs)
-        by_metric: dict[str, list[tuple[str, object]]] = defaultdict(list)
-        for job in jobs:
-            for sample in self.store.fresh_samples(job, now):
-                by_metric[sample.spec.name].append((job.target, sample))
-        for name in sorted(set(self.known_metrics) | set(by_metric)):
-            entries = by_metric.get(name, [])
-            spec = self.known_metrics.get(name) or entries[0][1].spec  # type: ignore[union-attr]
-            yield _family(spec, entries)
-
-    def _job_health(self, jobs) -> Iterator[Metric]:
-        up = GaugeMetricFamily(
-            "lync_owa_collector_up", "1 when the last run of this collector against this target succeeded.", labels=JOB_LABELS
-        )
-        duration = GaugeMetricFamily(
-            "lync_owa_collector_duration_seconds", "How long the last run of this collector took.", labels=JOB_LABELS
-        )
-        last_success = GaugeMetricFamily(
-            "lync_owa_collector_last_success_timestamp_seconds",
-            "When this collector last succeeded against this target (0 until it has).",
-            labels=JOB_LABELS,
-        )
-        runs = CounterMetricFamily(
-            "lync_owa_collector_runs", "Runs of this collector against this target.", labels=JOB_LABELS
-        )
-        errors = CounterMetricFamily(
-            "lync_owa_collector_errors",
-            "Failed runs by kind: auth, unreachable, timeout, command, shape.",
-            labels=JOB_LABELS + ["kind"],
-        )
-        for job in jobs:
-            labels = [job.collector, job.target]
-            up.add_metric(labels, 1.0 if job.up else 0.0)
-            duration.add_metric(labels, job.duration_seconds)
-            last_success.add_metric(labels, job.last_success_timestamp)
-            runs.add_metric(labels, job.runs)
-            for kind in ERROR_KINDS:
-                errors.add_metric(labels + [kind], job.error_count(kind))
-        yield from (up, duration, last_success, runs, errors)
+# Exposition order: build info and job health first, as names appear in the text format.
+LEADING_FAMILIES = (
+    "lync_owa_build_info",
+    "lync_owa_collector_up",
+    "lync_owa_collector_duration_seconds",
+    "lync_owa_collector_last_success_timestamp_seconds",
+    "lync_owa_collector_runs_total",
+    "lync_owa_collector_errors_total",
+)
 
 
-def _family(spec: MetricSpec, entries: list[tuple[str, object]]) -> Metric:
+def job_health_families(job: JobStatus) -> list[Metric]:
+    """The health series every job has, from before its first run and for ever after."""
+    labels = [job.collector, job.target]
+    up = GaugeMetricFamily(
+        "lync_owa_collector_up", "1 when the last run of this collector against this target succeeded.", labels=JOB_LABELS
+    )
+    up.add_metric(labels, 1.0 if job.up else 0.0)
+    duration = GaugeMetricFamily(
+        "lync_owa_collector_duration_seconds", "How long the last run of this collector took.", labels=JOB_LABELS
+    )
+    duration.add_metric(labels, job.duration_seconds)
+    last_success = GaugeMetricFamily(
+        "lync_owa_collector_last_success_timestamp_seconds",
+        "When this collector last succeeded against this target (0 until it has).",
+        labels=JOB_LABELS,
+    )
+    last_success.add_metric(labels, job.last_success_timestamp)
+    runs = CounterMetricFamily("lync_owa_collector_runs", "Runs of this collector against this target.", labels=JOB_LABELS)
+    runs.add_metric(labels, job.runs)
+    errors = CounterMetricFamily(
+        "lync_owa_collector_errors",
+        "Failed runs by kind: auth, unreachable, timeout, command, shape.",
+        labels=JOB_LABELS + ["kind"],
+    )
+    for kind in ERROR_KINDS:
+        errors.add_metric(labels + [kind], job.error_count(kind))
+    return [up, duration, last_success, runs, errors]
+
+
+def domain_families(target: str, samples: Iterable[Sample], known: dict[str, MetricSpec]) -> list[Metric]:
+    by_metric: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_metric[sample.spec.name].append(sample)
+    return [_family(known.get(name, entries[0].spec), target, entries) for name, entries in by_metric.items()]
+
+
+class _Families:
+    """A prometheus_client custom collector over a fixed list of families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
+
+
+def render_sections(families: list[Metric]) -> dict[str, tuple[bytes, bytes]]:
+    """Render families with prometheus_client and split the text per family: name -> (header, samples)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))  # type: ignore[arg-type]
+    sections: dict[str, tuple[list[bytes], list[bytes]]] = {}
+    current: tuple[list[bytes], list[bytes]] | None = None
+    for line in generate_latest(registry).splitlines(keepends=True):
+        if line.startswith(b"# HELP "):
+            current = ([line], [])
+            sections[line.split(b" ", 3)[2].decode()] = current
+        elif current is not None and line.startswith(b"# "):
+            current[0].append(line)
+        elif current is not None:
+            current[1].append(line)
+    return {name: (b"".join(head), b"".join(body)) for name, (head, body) in sections.items()}
+
+
+def _family(spec: MetricSpec, target: str, samples: list[Sample]) -> Metric:
     labels = ["target", *spec.labels]
     if spec.kind == "counter":
         family: Metric = CounterMetricFamily(spec.name.removesuffix("_total"), spec.help, labels=labels)
     else:
         family = GaugeMetricFamily(spec.name, spec.help, labels=labels)
     seen: set[tuple[str, ...]] = set()
-    for target, sample in entries:
-        label_values = (target, *sample.label_values)  # type: ignore[attr-defined]
+    for sample in samples:
+        label_values = (target, *sample.label_values)
         if label_values in seen:  # a collector bug must not make the whole scrape invalid
             continue
         seen.add(label_values)
@@ -110,46 +129,124 @@ def _build_info() -> Metric:
     return info
 
 
+@dataclass(frozen=True)
+class _Built:
+    generation: int
+    valid_until: float | None  # monotonic time at which some job's data turns stale
+    body: bytes
+    gzip_body: bytes
+
+
 class ExpositionCache:
-    """Holds the rendered exposition and rebuilds it only when something changed."""
+    """Holds the rendered exposition; rebuilds happen off the scrape path once started.
+
+    Started (the exporter): a renderer thread rebuilds when the store changes or a job's data
+    turns stale, and a scrape only writes the latest bytes out, however many series there are.
+    Not started (unit tests, ``check``): ``render`` rebuilds synchronously when out of date.
+    """
+
+    # Changes that arrive together (a burst of job completions) are rendered once.
+    DEBOUNCE_SECONDS = 0.05
 
     def __init__(self, store: SnapshotStore, known_metrics: Iterable[MetricSpec], process_metrics: bool = True) -> None:
         self.store = store
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(SnapshotCollector(store, known_metrics))  # type: ignore[arg-type]
+        self._known = {spec.name: spec for spec in known_metrics}
+        # Headers of every declared family, so HELP/TYPE show before the first sample exists.
+        empty = [_family(spec, "", []) for spec in self._known.values()]
+        self._static = render_sections([_build_info()] + empty)
+        # Per job: the JobStatus rendered, whether its data was fresh, and its sections.
+        self._job_sections: dict[tuple[str, str], tuple[JobStatus, bool, dict[str, tuple[bytes, bytes]]]] = {}
         self._process_registry: CollectorRegistry | None = None
         if process_metrics:
             self._process_registry = CollectorRegistry(auto_describe=False)
             ProcessCollector(registry=self._process_registry)
-        self._lock = threading.Lock()
-        self._generation = -1
-        self._valid_until: float | None = None
-        self._body = b""
-        self._gzip_body = b""
+        self._build_lock = threading.Lock()
+        self._built: _Built | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.rebuilds = 0
 
-    def _current(self) -> bytes:
-        now = time.monotonic()
-        with self._lock:
-            stale = self._valid_until is not None and now >= self._valid_until
-            if self._generation != self.store.generation or stale:
-                generation = self.store.generation
-                self._body = generate_latest(self._registry)
-                self._generation = generation
-                self._valid_until = self.store.next_staleness_change(now)
-                self._gzip_body = b""
-                self.rebuilds += 1
-            return self._body
+    # --- renderer -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._rebuild()
+        self._thread = threading.Thread(target=self._render_loop, name="renderer", daemon=True)
+        self._thread.start()
 
-    def render(self, accept_gzip: bool = False) -> bytes:
-        body = self._current()
+    def stop(self) -> None:
+        self._stop.set()
+        with self.store.changed:
+            self.store.changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _render_loop(self) -> None:
+        while not self._stop.is_set():
+            built = self._built
+            assert built is not None
+            timeout = None if built.valid_until is None else max(built.valid_until - time.monotonic(), 0)
+            self.store.wait_for_change(built.generation, timeout=timeout)
+            if self._stop.wait(self.DEBOUNCE_SECONDS):
+                return
+            self._rebuild()
+
+    def _out_of_date(self, built: _Built | None) -> bool:
+        if built is None or built.generation != self.store.generation:
+            return True
+        return built.valid_until is not None and time.monotonic() >= built.valid_until
+
+    def _rebuild(self) -> _Built:
+        with self._build_lock:
+            now = time.monotonic()
+            generation = self.store.generation  # read first: a change during the build triggers another
+            body = self._assemble(now)
+            built = _Built(generation, self.store.next_staleness_change(now), body, gzip.compress(body, compresslevel=1))
+            self._built = built
+            self.rebuilds += 1
+            return built
+
+    def _sections_of(self, job: JobStatus, now: float) -> dict[str, tuple[bytes, bytes]]:
+        """A job's rendered sections, re-rendered only when its snapshot or freshness changed."""
+        samples = self.store.fresh_samples(job, now)
+        fresh = bool(samples)
+        cached = self._job_sections.get(job.key)
+        if cached is not None and cached[0] is job and cached[1] == fresh:
+            return cached[2]
+        sections = render_sections(job_health_families(job) + domain_families(job.target, samples, self._known))
+        self._job_sections[job.key] = (job, fresh, sections)
+        return sections
+
+    def _assemble(self, now: float) -> bytes:
+        jobs = self.store.jobs()
+        per_job = [self._sections_of(job, now) for job in jobs]
+        keys = {job.key for job in jobs}
+        for gone in set(self._job_sections) - keys:
+            del self._job_sections[gone]
+        headers: dict[str, bytes] = {name: head for name, (head, _) in self._static.items()}
+        bodies: dict[str, list[bytes]] = defaultdict(list)
+        for name, (_, body) in self._static.items():
+            bodies[name].append(body)
+        for sections in per_job:
+            for name, (head, body) in sections.items():
+                headers.setdefault(name, head)
+                bodies[name].append(body)
+        order = list(LEADING_FAMILIES)
+        order += sorted(name for name in headers if name not in order)
+        return b"".join(headers[name] + b"".join(bodies[name]) for name in order if name in headers)
+
+    # --- scrape path --------------------------------------------------------------------------
+    def render_chunks(self, accept_gzip: bool = False) -> list[bytes]:
+        """The exposition as chunks to write in order (gzip members concatenate validly)."""
+        built = self._built
+        if self._thread is None and self._out_of_date(built):
+            built = self._rebuild()
+        elif built is None:
+            built = self._rebuild()
+        chunks = [built.gzip_body if accept_gzip else built.body]
         if self._process_registry is not None:
             # Process metrics change every scrape; they are appended, never cached.
-            body = body + generate_latest(self._process_registry)
-            return gzip.compress(body, compresslevel=1) if accept_gzip else body
-        if accept_gzip:
-            with self._lock:
-                if not self._gzip_body:
-                    self._gzip_body = gzip.compress(body, compresslevel=1)
-                return self._gzip_body
-        return body
+            extra = generate_latest(self._process_registry)
+            chunks.append(gzip.compress(extra, compresslevel=1) if accept_gzip else extra)
+        return chunks
+
+    def render(self, accept_gzip: bool = False) -> bytes:
+        return b"".join(self.render_chunks(accept_gzip))

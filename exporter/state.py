@@ -45,11 +45,17 @@ class SnapshotStore:
         self._jobs: dict[tuple[str, str], JobStatus] = {}
         self.staleness_intervals = staleness_intervals
         self.generation = 0
+        # Signalled on every change, so the renderer can rebuild off the scrape path.
+        self.changed = threading.Condition(self._lock)
 
     def register(self, collector: str, target: str, interval: float) -> None:
         with self._lock:
             self._jobs[(collector, target)] = JobStatus(collector, target, interval)
-            self.generation += 1
+            self._bump()
+
+    def _bump(self) -> None:
+        self.generation += 1
+        self.changed.notify_all()
 
     def record_success(self, collector: str, target: str, samples: Iterable[Sample], duration: float) -> None:
         now_wall, now_mono = time.time(), time.monotonic()
@@ -67,7 +73,7 @@ class SnapshotStore:
                 last_error="",
                 last_error_kind="",
             )
-            self.generation += 1
+            self._bump()
 
     def record_failure(self, collector: str, target: str, kind: str, message: str, duration: float) -> None:
         """A failed run keeps the old samples (until stale) so one hiccup does not blank a panel."""
@@ -85,11 +91,20 @@ class SnapshotStore:
                 last_error=message,
                 last_error_kind=kind,
             )
-            self.generation += 1
+            self._bump()
 
     def jobs(self) -> list[JobStatus]:
         with self._lock:
-            return sorted(self._jobs.values(), key=lambda j: j.key)
+            return self._sorted_jobs()
+
+    def _sorted_jobs(self) -> list[JobStatus]:
+        return sorted(self._jobs.values(), key=lambda j: j.key)
+
+    def wait_for_change(self, seen_generation: int, timeout: float | None) -> int:
+        """Block until the generation differs from ``seen_generation`` or the timeout passes."""
+        with self._lock:
+            self.changed.wait_for(lambda: self.generation != seen_generation, timeout=timeout)
+            return self.generation
 
     def staleness_bound(self, job: JobStatus) -> float:
         return self.staleness_intervals * job.interval

@@ -1,0 +1,57 @@
+"""The command line as an operator uses it: flags, the default command, and `check`'s exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter import cli
+from tests.conftest import write_config
+
+GOOD = {
+    "credentials": {"mon": {"username": "CONTOSO\\svc", "password_env": "LYNC_OWA_TEST_PASSWORD"}},
+    "targets": [{"name": "fe01", "host": "fe01.contoso.com", "roles": ["lync_frontend"], "credential": "mon"}],
+}
+
+
+def test_run_is_the_default_command_with_go_style_flags():
+    args = cli.parse_args(["--config.file", "x.yaml", "--web.listen-address", "127.0.0.1:9999", "--log.format", "json"])
+    assert (args.command, args.config_file, args.listen_address, args.log_format) == ("run", "x.yaml", "127.0.0.1:9999", "json")
+    assert cli.parse_args([]).listen_address == ":10112"
+    assert cli.parse_args(["run", "--config.file=y.yaml"]).config_file == "y.yaml"
+
+
+def test_check_accepts_a_good_configuration(tmp_path, password_env, capsys):
+    assert cli.main(["check", "--config.file", str(write_config(tmp_path, GOOD))]) == 0
+    assert "OK, 1 targets, 1 jobs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda d: d["targets"][0].update(colour="blue"), "targets[0].colour"),
+        (lambda d: d["targets"].append(dict(d["targets"][0])), "duplicate"),
+        (lambda d: d["credentials"]["mon"].update(password_env="NOT_SET_ANYWHERE_X"), "NOT_SET_ANYWHERE_X"),
+        (lambda d: d.update(collectors={"cms_replication": {"interval": "soon"}}), "collectors.cms_replication.interval"),
+        (lambda d: d["targets"][0].update(roles="lync_frontend"), "targets[0].roles"),
+    ],
+)
+def test_check_rejects_bad_configurations_naming_the_key(tmp_path, password_env, capsys, mutate, fragment):
+    import copy
+
+    document = copy.deepcopy(GOOD)
+    mutate(document)
+    assert cli.main(["check", "--config.file", str(write_config(tmp_path, document))]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "config.yaml:" in err
+
+
+def test_check_on_a_missing_file_exits_2(tmp_path, capsys):
+    assert cli.main(["check", "--config.file", str(tmp_path / "nope.yaml")]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+
+
+def test_run_with_a_bad_configuration_exits_2_without_starting(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("targets: [\n")
+    assert cli.main(["run", "--config.file", str(path), "--web.listen-address", "127.0.0.1:0"]) == 2
+    assert "bad.yaml:" in capsys.readouterr().err
