@@ -76,14 +76,18 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"demo: --simulator.listen: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    sim = Simulator(
-        scenario=args.scenario,
-        listen_host=sim_host or "127.0.0.1",
-        control_port=sim_port,
-        tls=args.simulator_tls,
-        username=DEMO_USERNAME,
-        password=password,
-    )
+    try:
+        sim = Simulator(
+            scenario=args.scenario,
+            listen_host=sim_host or "127.0.0.1",
+            control_port=sim_port,
+            tls=args.simulator_tls,
+            username=DEMO_USERNAME,
+            password=password,
+        )
+    except ValueError as exc:  # ScenarioError: unknown name or a broken scenario file
+        print(f"demo: --scenario {args.scenario}: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     try:
         sim.start()
     except (OSError, ValueError) as exc:

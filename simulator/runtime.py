@@ -1,0 +1,108 @@
+"""Per-host server state: credentials, faults, counters and the open shells of one simulated host."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hmac
+import threading
+import time
+
+from simulator.estate import Estate, HostView
+from simulator.faults import FaultSet
+from simulator.psrp_session import RunspaceShell
+
+# WinRM's default IdleTimeout: a shell nobody uses for this long is removed (and its memory freed).
+SHELL_IDLE_TIMEOUT = 7200.0
+
+
+@dataclasses.dataclass
+class Stats:
+    shells_created: int = 0
+    commands: int = 0
+    requests: int = 0
+
+
+class HostRuntime:
+    """Everything one simulated host's listener needs; shared across its connection threads."""
+
+    def __init__(self, name: str, estate: Estate, username: str, password: str, stopping: threading.Event) -> None:
+        self.name = name
+        self.estate = estate
+        self.faults = FaultSet()
+        self.stopping = stopping
+        self._username = username
+        self._password = password
+        self._lock = threading.Lock()
+        self._stats = Stats()
+        self._shells: dict[str, RunspaceShell] = {}
+        self.roles: list[str] = list(estate.scenario.model.hosts[name].roles)
+
+    @property
+    def is_exchange(self) -> bool:
+        return any(r.startswith("exchange_") for r in self.roles)
+
+    def view(self) -> HostView:
+        return self.estate.view(self.name)
+
+    def check_basic_auth(self, header: str | None) -> str | None:
+        """The user name when the Authorization header carries the right credentials, else None."""
+        if not header or not header.lower().startswith("basic "):
+            return None
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, _, password = decoded.partition(":")
+        # Constant-time comparisons: no timing hint about either part.
+        ok_user = hmac.compare_digest(user.encode(), self._username.encode())
+        ok_password = hmac.compare_digest(password.encode(), self._password.encode())
+        return user if ok_user and ok_password else None
+
+    # ------------------------------------------------------------ counters
+
+    def count_request(self) -> None:
+        with self._lock:
+            self._stats.requests += 1
+
+    def count_command(self) -> None:
+        with self._lock:
+            self._stats.commands += 1
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "shells_created": self._stats.shells_created,
+                "shells_open": len(self._shells),
+                "commands": self._stats.commands,
+                "requests": self._stats.requests,
+            }
+
+    # ------------------------------------------------------------ shells
+
+    def add_shell(self, shell: RunspaceShell) -> None:
+        with self._lock:
+            self._expire_idle()
+            self._shells[shell.shell_id.upper()] = shell
+            self._stats.shells_created += 1
+
+    def shell(self, shell_id: str) -> RunspaceShell | None:
+        with self._lock:
+            found = self._shells.get(shell_id.upper())
+            if found is not None:
+                found.last_used = time.monotonic()
+            return found
+
+    def remove_shell(self, shell_id: str) -> RunspaceShell | None:
+        with self._lock:
+            return self._shells.pop(shell_id.upper(), None)
+
+    def drop_shells(self) -> None:
+        with self._lock:
+            self._shells.clear()
+
+    def _expire_idle(self) -> None:
+        limit = time.monotonic() - SHELL_IDLE_TIMEOUT
+        for shell_id in [k for k, s in self._shells.items() if s.last_used < limit]:
+            del self._shells[shell_id]

@@ -1,0 +1,309 @@
+"""Loading, layering, validating and scaling scenario files.
+
+A scenario file is YAML. ``base: healthy`` makes it an overlay: the base document is loaded first and
+this file's keys are deep-merged onto it (mappings merge key by key, anything else replaces, and the
+tag ``!delete`` removes a key). Every scenario therefore shares the base's host set, which is what
+lets the simulator switch scenarios live without touching its listeners.
+
+Errors name the file and the key path, e.g.
+``no-event-112.yaml: hosts.ex01.contoso.com.windows.events.x.time: invalid time '-2q'``.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.resources
+from pathlib import Path
+from typing import Any
+from collections.abc import Iterable, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from simulator.clock import parse_offset
+from simulator.scenario_model import (
+    AccessEdgeConfiguration,
+    HostingProvider,
+    ScenarioModel,
+)
+
+_PACKAGE_DIR = "scenarios"
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be loaded; the message names the file and the key path."""
+
+
+class _Delete:
+    """The ``!delete`` marker of overlays."""
+
+    def __repr__(self) -> str:
+        return "!delete"
+
+
+DELETE = _Delete()
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML plus ``!delete`` and an error on duplicate keys (a silent overwrite hides typos)."""
+
+
+def _construct_delete(loader: yaml.SafeLoader, node: yaml.Node) -> _Delete:
+    return DELETE
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    result: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in result:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        result[key] = loader.construct_object(value_node, deep=deep)
+    return result
+
+
+_Loader.add_constructor("!delete", _construct_delete)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def scenario_names() -> list[str]:
+    """Names of the scenarios shipped in simulator/scenarios (healthy first)."""
+    names = sorted(
+        entry.name[: -len(".yaml")]
+        for entry in importlib.resources.files("simulator").joinpath(_PACKAGE_DIR).iterdir()
+        if entry.name.endswith(".yaml")
+    )
+    return sorted(names, key=lambda n: (n != "healthy", n))
+
+
+def _read_text(name_or_path: str | Path) -> tuple[str, str, Path | None]:
+    """(label for errors, YAML text, directory for relative bases)."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise ScenarioError(f"{candidate}: scenario file not found")
+        return candidate.name, candidate.read_text(encoding="utf-8"), candidate.parent
+    name = str(name_or_path)
+    resource = importlib.resources.files("simulator").joinpath(_PACKAGE_DIR, f"{name}.yaml")
+    if not resource.is_file():
+        raise ScenarioError(f"unknown scenario {name!r}; known: {', '.join(scenario_names())}")
+    return f"{name}.yaml", resource.read_text(encoding="utf-8"), None
+
+
+def _parse(label: str, text: str) -> dict:
+    try:
+        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ScenarioError(f"{label}: invalid YAML: {err}") from None
+    if not isinstance(document, dict):
+        raise ScenarioError(f"{label}: a scenario must be a YAML mapping")
+    return document
+
+
+def deep_merge(base: Any, overlay: Any, path: tuple = ()) -> Any:
+    """Overlay onto base: mappings merge, ``!delete`` removes, anything else replaces."""
+    if not isinstance(base, dict) or not isinstance(overlay, dict):
+        return copy.deepcopy(overlay)
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if value is DELETE:
+            if key not in merged:
+                raise ScenarioError(f"{_dotted(path + (key,))}: !delete of a key the base does not have")
+            del merged[key]
+        elif key in merged:
+            merged[key] = deep_merge(merged[key], value, path + (key,))
+        else:
+            merged[key] = _strip_deletes(value, path + (key,))
+    return merged
+
+
+def _strip_deletes(value: Any, path: tuple) -> Any:
+    if value is DELETE:
+        raise ScenarioError(f"{_dotted(path)}: !delete of a key the base does not have")
+    if isinstance(value, dict):
+        return {k: _strip_deletes(v, path + (k,)) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+def _dotted(path: Iterable) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _load_raw(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[str, dict]:
+    label, text, directory = _read_text(name_or_path)
+    if label in seen:
+        raise ScenarioError(f"{label}: circular base chain {' -> '.join(seen + (label,))}")
+    document = _parse(label, text)
+    base_name = document.pop("base", None)
+    if base_name is None:
+        return label, document
+    if not isinstance(base_name, str):
+        raise ScenarioError(f"{label}: base: must be a scenario name")
+    base_ref: str | Path = base_name
+    if directory is not None and (directory / f"{base_name}.yaml").is_file():
+        base_ref = directory / f"{base_name}.yaml"
+    base_label, base_doc = _load_raw(base_ref, seen + (label,))
+    try:
+        merged = deep_merge(base_doc, document)
+    except ScenarioError as err:
+        raise ScenarioError(f"{label} (base {base_label}): {err}") from None
+    return f"{label} (base {base_label})", merged
+
+
+class Scenario:
+    """A validated scenario: the model, its name, and the raw document it came from."""
+
+    def __init__(self, name: str, raw: dict, label: str = "", scale: int | None = None) -> None:
+        self.name = name
+        self.label = label or name
+        self.scale = scale
+        self.clone_replicas = False
+        self.raw = raw
+        self.model = _validate(self.label, raw)
+        self.tz = parse_offset(self.model.timezone)
+        self._local_stores = _local_stores(self.label, self.model)
+
+    def host_names(self) -> list[str]:
+        return list(self.model.hosts)
+
+    def local_store(self, host: str) -> tuple[dict[str, HostingProvider], AccessEdgeConfiguration]:
+        """The Edge/front end's local CMS replica: the CMS view with the host's own changes."""
+        return self._local_stores[host]
+
+    def scaled(self, count: int, clone_replicas: bool = False) -> Scenario:
+        """The same estate with ``count`` hosts: the first ones as written, then clones of them.
+
+        Clone i of template ``ex01.contoso.com`` is named ``ex01-00i.contoso.com``. The topology
+        stays the templates': clones do not join the CMS replica list unless ``clone_replicas``
+        (then every Get-CsManagementStoreReplicationStatus answer grows with the estate).
+        Used by benchmarks (``load_scenario("healthy").scaled(200)``) and kept across live switches.
+        """
+        if count < 1:
+            raise ScenarioError(f"{self.label}: scaled(count) needs count >= 1, got {count}")
+        raw = copy.deepcopy(self.raw)
+        templates = list(raw["hosts"].items())
+        hosts: dict[str, Any] = {}
+        replicas = (raw.get("lync") or {}).get("cms", {}).get("replicas", {})
+        for index in range(count):
+            template_name, template = templates[index % len(templates)]
+            if index < len(templates):
+                hosts[template_name] = template
+                continue
+            short, _, domain = template_name.partition(".")
+            name = f"{short}-{index + 1:03d}.{domain}" if domain else f"{short}-{index + 1:03d}"
+            hosts[name] = copy.deepcopy(template)
+            if clone_replicas and template_name in replicas:
+                replicas[name] = copy.deepcopy(replicas[template_name])
+        raw["hosts"] = hosts
+        scaled = Scenario(self.name, raw, self.label, scale=count)
+        scaled.clone_replicas = clone_replicas
+        return scaled
+
+    def __repr__(self) -> str:
+        return f"<Scenario {self.name} hosts={len(self.model.hosts)}>"
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a shipped scenario by name, or a YAML file by path; ScenarioError says what is wrong."""
+    label, raw = _load_raw(name_or_path)
+    name = Path(str(name_or_path)).stem if str(name_or_path).endswith((".yaml", ".yml")) else str(name_or_path)
+    return Scenario(name, raw, label)
+
+
+def _validate(label: str, raw: Mapping) -> ScenarioModel:
+    tz_text = raw.get("timezone", "+00:00")
+    try:
+        tz = parse_offset(str(tz_text))
+    except ValueError as err:
+        raise ScenarioError(f"{label}: timezone: {err}") from None
+    try:
+        model = ScenarioModel.model_validate(raw, context={"tz": tz})
+    except ValidationError as err:
+        raise ScenarioError(f"{label}: " + "; ".join(_format_error(e) for e in err.errors())) from None
+    _check_consistency(label, model)
+    return model
+
+
+def _format_error(error: Mapping) -> str:
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{_dotted(error['loc'])}: {message}"
+
+
+def _check_consistency(label: str, model: ScenarioModel) -> None:
+    problems = []
+    if not model.hosts:
+        problems.append("hosts: at least one host is required")
+    for name, host in model.hosts.items():
+        where = f"hosts.{name}"
+        if "." not in name:
+            problems.append(f"{where}: host names must be FQDNs (e.g. ex01.contoso.com)")
+        if not host.roles:
+            problems.append(f"{where}.roles: at least one role is required")
+        if host.is_exchange and host.exchange is None:
+            problems.append(f"{where}.exchange: required for a host with an exchange_* role")
+        if host.is_exchange and model.exchange_org is None:
+            problems.append("exchange_org: required when a host has an exchange_* role")
+        if host.is_lync and model.lync is None:
+            problems.append("lync: required when a host has a lync_* role")
+        if host.exchange is not None and not host.is_exchange:
+            problems.append(f"{where}.exchange: only valid on a host with an exchange_* role")
+        if host.exchange is not None and host.exchange.web_config_im is not None and host.exchange.version != 2013:
+            problems.append(f"{where}.exchange.web_config_im: only Exchange 2013 keeps IM settings in web.config "
+                            "(2016+ use exchange_org.setting_overrides)")
+        if host.lync is not None and not host.is_lync:
+            problems.append(f"{where}.lync: only valid on a host with a lync_* role")
+    if problems:
+        raise ScenarioError(f"{label}: " + "; ".join(problems))
+
+
+def _local_stores(label: str, model: ScenarioModel) -> dict[str, tuple[dict, AccessEdgeConfiguration]]:
+    stores: dict[str, tuple[dict, AccessEdgeConfiguration]] = {}
+    if model.lync is None:
+        return stores
+    cms_providers = {k: v.model_dump() for k, v in model.lync.hosting_providers.items()}
+    cms_edge = model.lync.access_edge.model_dump()
+    for name, host in model.hosts.items():
+        if not host.is_lync:
+            continue
+        overrides = host.lync.local_store if host.lync else {}
+        where = f"hosts.{name}.lync.local_store"
+        unknown = set(overrides) - {"hosting_providers", "access_edge"}
+        if unknown:
+            raise ScenarioError(f"{label}: {where}: unknown keys {sorted(unknown)} (hosting_providers, access_edge)")
+        try:
+            providers_raw = deep_merge(cms_providers, overrides.get("hosting_providers") or {}, ("hosting_providers",))
+            edge_raw = deep_merge(cms_edge, overrides.get("access_edge") or {}, ("access_edge",))
+        except ScenarioError as err:
+            raise ScenarioError(f"{label}: {where}.{err}") from None
+        try:
+            # null in the overrides: this replica lacks the item (e.g. a provider never replicated).
+            providers = {k: HostingProvider.model_validate(v) for k, v in providers_raw.items() if v is not None}
+            edge = AccessEdgeConfiguration.model_validate(edge_raw)
+        except ValidationError as err:
+            raise ScenarioError(f"{label}: {where}: " + "; ".join(_format_error(e) for e in err.errors())) from None
+        stores[name] = (providers, edge)
+    return stores
+
+
+def resolve_scenario(
+    scenario: str | Path | Scenario, scale: int | None = None, clone_replicas: bool = False
+) -> Scenario:
+    """A Scenario from a name, a path or a Scenario, scaled when asked."""
+    loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if scale is not None and loaded.scale != scale:
+        loaded = loaded.scaled(scale, clone_replicas)
+    return loaded
+
+
+__all__ = [
+    "DELETE",
+    "Scenario",
+    "ScenarioError",
+    "deep_merge",
+    "load_scenario",
+    "resolve_scenario",
+    "scenario_names",
+]
