@@ -1,0 +1,59 @@
+"""Map an OWA IM-initialisation failure message (check E1) to a fixed, bounded reason.
+
+The reason becomes a label value, so it must come from a closed set: free text never reaches a label.
+Messages are matched case-insensitively on their distinctive phrases, with runs of whitespace (line
+breaks in event text included) and invisible format characters ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+EVENT_ID_IM_INITIALISED = 112  # MSExchange OWA: "the IM endpoint manager was initialised successfully"
+
+IM_FAILURE_REASONS = (
+    "ucma_missing",
+    "server_name_empty",
+    "thumbprint_empty",
+    "certificate_not_found",
+    "certificate_expired",
+    "certificate_not_yet_valid",
+    "certificate_no_private_key",
+    "other",
+)
+
+# First match wins. The certificate phrases follow "IM Certificate with thumbprint <x> ..."; the
+# empty-thumbprint check comes before them because its message also names the certificate.
+_RULES = (
+    ("ucma_missing", r"no registry setting for im provider|im provider not found"),
+    ("server_name_empty", r"instant messaging server name is (?:set to )?null or empty"),
+    ("thumbprint_empty", r"instant messaging certificate thumbprint is (?:set to )?null or empty"),
+    ("certificate_not_yet_valid", r"has not (?:yet )?become valid(?: yet)?"),
+    ("certificate_expired", r"has expired"),
+    ("certificate_no_private_key", r"does not have a private key"),
+    ("certificate_not_found", r"certificate with thumbprint .*could not be found"),
+)
+_COMPILED = tuple((reason, re.compile(pattern)) for reason, pattern in _RULES)
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\ufeff]")  # e.g. the U+200E an MMC copy adds
+_SPACES = re.compile(r"\s+")
+
+
+def _normalise(text: str) -> str:
+    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip().casefold()
+
+
+def classify_im_failure(text: str) -> str:
+    """One of IM_FAILURE_REASONS for a failure message; ``other`` for anything unrecognised."""
+    if not isinstance(text, str) or not text:
+        return "other"
+    normalised = _normalise(text)
+    for reason, pattern in _COMPILED:
+        if pattern.search(normalised):
+            return reason
+    return "other"
+
+
+def classify_event_data(data: Iterable[str]) -> str:
+    """Classify an event's EventData strings (the message may be any one of them)."""
+    return classify_im_failure(" ".join(s for s in data if isinstance(s, str)))
