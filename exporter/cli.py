@@ -90,14 +90,23 @@ def wait_for_signal() -> None:
         pass
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def load_or_report(path: str):
+    """The validated configuration, or None after printing every problem to stderr."""
     from collectors import registry
     from exporter.config import ConfigError, load_config
 
     try:
-        config = load_config(args.config_file, registry.schemas())
+        return load_config(path, registry.schemas())
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
+        return None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from collectors import registry
+
+    config = load_or_report(args.config_file)
+    if config is None:
         return EXIT_BAD_CONFIG
     jobs = config.jobs(registry.schemas())
     print(f"{args.config_file}: OK, {len(config.targets)} targets, {len(jobs)} jobs")
@@ -105,14 +114,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from collectors import registry
     from exporter.app import Exporter
-    from exporter.config import ConfigError, load_config
 
-    try:
-        config = load_config(args.config_file, registry.schemas())
-    except ConfigError as exc:
-        print(str(exc), file=sys.stderr)
+    config = load_or_report(args.config_file)
+    if config is None:
         return EXIT_BAD_CONFIG
     try:
         exporter = Exporter(config, args.listen_address)

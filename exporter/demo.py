@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from exporter.cli import EXIT_BAD_CONFIG, EXIT_FAILURE, EXIT_OK, wait_for_signal
+from exporter.cli import EXIT_BAD_CONFIG, EXIT_FAILURE, EXIT_OK, load_or_report, wait_for_signal
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,7 @@ def demo_config(hosts: dict[str, Any], interval: str, ca_file: str | None) -> di
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from collectors import registry
     from exporter.app import Exporter
-    from exporter.config import ConfigError, load_config
     from exporter.http import parse_listen_address
     from simulator.server import Simulator
 
@@ -99,10 +97,8 @@ def run_demo(args: argparse.Namespace) -> int:
         config_path = Path(workdir.name) / "config.yaml"
         document = demo_config(sim.hosts(), args.interval, getattr(sim, "ca_cert_path", None) if args.simulator_tls else None)
         config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-        try:
-            config = load_config(config_path, registry.schemas())
-        except ConfigError as exc:
-            print(str(exc), file=sys.stderr)
+        config = load_or_report(str(config_path))
+        if config is None:
             return EXIT_BAD_CONFIG
         try:
             exporter = Exporter(config, args.listen_address)
