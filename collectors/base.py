@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Sequence
 
 from exporter.config import CollectorSettings, Target
 from exporter.normalize import Shape
-from exporter.remoting import CmdletAnswer, Deadline, EndpointSpec, ErrorKind, RemoteError, SessionPool
+from exporter.remoting import CmdletAnswer, Deadline, EndpointSpec, SessionPool
 
 METRIC_PREFIX = "lync_owa_"
 
@@ -108,15 +108,3 @@ class Collector:
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         raise NotImplementedError
-
-    @staticmethod
-    def shape_error(where: str, message: str) -> RemoteError:
-        return RemoteError(ErrorKind.SHAPE, where, message)
-
-
-@dataclass
-class Result:
-    """The outcome of one run: samples on success, else the error."""
-
-    samples: list[Sample] = field(default_factory=list)
-    error: RemoteError | None = None
