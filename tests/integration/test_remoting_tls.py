@@ -2,21 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.conftest import SIM_PASSWORD, SIM_USERNAME
 from tests.integration.test_remoting_paths import job_status, make_runner
-
-
-@pytest.fixture(scope="module")
-def tls_sim():
-    from simulator.server import Simulator
-
-    simulator = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=True,
-                          username=SIM_USERNAME, password=SIM_PASSWORD)
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 def test_https_with_the_servers_ca_succeeds(tls_sim, tmp_path, password_env):
