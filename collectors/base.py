@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
-from exporter.config import CollectorSettings, Target
+from exporter.config import CollectorSettings, GlobalSettings, Target
 from exporter.normalize import Shape
 from exporter.remoting import CmdletAnswer, Deadline, EndpointSpec, SessionPool
 
@@ -67,8 +67,10 @@ class CollectContext:
     settings: CollectorSettings
     deadline: Deadline
     sessions: SessionPool
-    memory: dict[str, Any]  # survives between runs of this job (cursors, counters)
+    memory: dict[str, Any]  # survives between runs of this job (cursors, counters, watchers)
     log: logging.LoggerAdapter
+    # Estate-wide facts from the configuration's `global` section (e.g. the Lync pool FQDN).
+    global_settings: GlobalSettings = field(default_factory=GlobalSettings)
 
     def endpoint(self, kind: str) -> EndpointSpec:
         endpoint = self.target.endpoint(kind)
@@ -108,3 +110,6 @@ class Collector:
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         raise NotImplementedError
+
+    def close(self, memory: dict[str, Any]) -> None:
+        """Release what a job keeps in its memory (file watchers); called once when the exporter stops."""

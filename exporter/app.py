@@ -30,7 +30,8 @@ class Exporter:
         self.sessions = SessionPool()
         schemas = {name: registry.schema_of(c) for name, c in collectors.items()}
         self.runners = [
-            JobRunner(collectors[job.collector], job, self.store, self.sessions) for job in config.jobs(schemas)
+            JobRunner(collectors[job.collector], job, self.store, self.sessions, config.global_)
+            for job in config.jobs(schemas)
         ]
         self.scheduler = CollectionScheduler(self.runners, config.global_.max_concurrent_jobs)
         known_metrics = [spec for c in collectors.values() for spec in c.metrics]
@@ -54,6 +55,8 @@ class Exporter:
     def stop(self) -> None:
         """Stop scheduling, close remote sessions (bounded), then stop serving."""
         self.scheduler.shutdown()
+        for runner in self.runners:
+            runner.close()
         self.sessions.close_all(timeout=10)
         self.server.shutdown()
         self.server.server_close()

@@ -22,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from collectors.base import CollectContext, Collector, Sample
-from exporter.config import JobSpec
+from exporter.config import GlobalSettings, JobSpec
 from exporter.remoting import Deadline, ErrorKind, RemoteError, SessionPool
 from exporter.state import SnapshotStore
 
@@ -43,8 +43,16 @@ class _Outcome:
 class JobRunner:
     """One collector against one target; called by APScheduler at every firing."""
 
-    def __init__(self, collector: Collector, spec: JobSpec, store: SnapshotStore, sessions: SessionPool) -> None:
+    def __init__(
+        self,
+        collector: Collector,
+        spec: JobSpec,
+        store: SnapshotStore,
+        sessions: SessionPool,
+        global_settings: GlobalSettings | None = None,
+    ) -> None:
         self.collector = collector
+        self.global_settings = global_settings or GlobalSettings()
         self.spec = spec
         self.store = store
         self.sessions = sessions
@@ -86,6 +94,7 @@ class JobRunner:
             sessions=self.sessions,
             memory=self.memory,
             log=self.log,
+            global_settings=self.global_settings,
         )
         try:
             outcome.samples = self.collector.collect(ctx)
@@ -94,6 +103,13 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 - a collector bug must stay inside its own job
             self.log.exception("collector raised unexpectedly")
             outcome.error = RemoteError(ErrorKind.SHAPE, self.job_id, f"collector failed: {type(exc).__name__}: {exc}"[:300])
+
+    def close(self) -> None:
+        """Let the collector release this job's resources (watchers); never raises."""
+        try:
+            self.collector.close(self.memory)
+        except Exception:  # noqa: BLE001 - shutting down must go on for the other jobs
+            self.log.exception("collector close failed")
 
     def _fail(self, kind: ErrorKind | str, message: str, duration: float) -> None:
         kind_value = kind.value if isinstance(kind, ErrorKind) else str(kind)

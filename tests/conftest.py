@@ -24,8 +24,12 @@ def free_port() -> int:
 
 
 def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_env=PASSWORD_ENV,
-                  ca_file=None, tls_verify=True, collectors=("cms_replication",)) -> dict:
-    """A configuration document for (some of) the simulator's hosts."""
+                  ca_file=None, tls_verify=True, collectors=("cms_replication",),
+                  lync_pool_fqdn="pool01.contoso.com") -> dict:
+    """A configuration document for (some of) the simulator's hosts.
+
+    ``collectors`` is a sequence of names, or a mapping of name -> extra settings for that collector.
+    """
     targets = []
     for name, info in sim.hosts().items():
         if hosts is not None and name not in hosts:
@@ -37,9 +41,15 @@ def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_en
             endpoints["exchange"] = {"url": info.exchange_url, "encryption": "never", "tls_verify": tls_verify}
         targets.append({"name": name.split(".")[0], "host": name, "roles": list(info.roles),
                         "credential": "sim", "endpoints": endpoints})
+    if isinstance(collectors, dict):
+        collector_settings = {name: {"interval": interval, "timeout": timeout, **(extra or {})}
+                              for name, extra in collectors.items()}
+    else:
+        collector_settings = {name: {"interval": interval, "timeout": timeout} for name in collectors}
     return {
+        "global": {"lync_pool_fqdn": lync_pool_fqdn},
         "credentials": {"sim": {"username": SIM_USERNAME, "password_env": password_env, "auth": "basic"}},
-        "collectors": {name: {"interval": interval, "timeout": timeout} for name in collectors},
+        "collectors": collector_settings,
         "targets": targets,
     }
 

@@ -1,0 +1,115 @@
+"""The fixed list of integration configuration checks behind ``lync_owa_config_check_ok{check}``.
+
+One metric for many yes/no settings keeps dashboards and rules simple, and a closed list of check
+names keeps its cardinality bounded. Every check names the integration check it comes from (see
+docs/checks.md) and the command that fixes it; docs/metrics.md lists the same table, and a test
+keeps the two in step. Several collectors emit this metric, each for its own checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from collectors.base import MetricSpec, Sample
+
+CONFIG_CHECK_OK = MetricSpec(
+    "lync_owa_config_check_ok",
+    "gauge",
+    "1 when the named integration configuration check passes on this target, 0 when it fails "
+    "(the list of checks and their fixes is in docs/metrics.md).",
+    ("check",),
+)
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    name: str
+    source: str  # the check in docs/checks.md: E4, E6, L2, L4, H2
+    passes_when: str
+    remediation: str
+
+
+_CHECKS = (
+    # E4: UCMA 4.0 runtime
+    ConfigCheck(
+        "ucma_registry_value_present",
+        "E4",
+        "HKLM\\SYSTEM\\CurrentControlSet\\Services\\MSExchange OWA\\InstantMessaging has ImplementationDLLPath.",
+        "Install the UCMA 4.0 runtime (UcmaRuntimeSetup.exe from the Exchange CU), then recycle MSExchangeOWAAppPool.",
+    ),
+    ConfigCheck(
+        "ucma_dll_present",
+        "E4",
+        "Microsoft.Rtc.Internal.Ucweb.dll exists in the folder ImplementationDLLPath names.",
+        "Reinstall the UCMA 4.0 runtime, or correct ImplementationDLLPath to the folder holding the DLL.",
+    ),
+    # E6: OWA virtual directories and mailbox policies
+    ConfigCheck(
+        "owa_vdir_im_enabled",
+        "E6",
+        "Every client-access (Default Web Site) OWA virtual directory has InstantMessagingEnabled True.",
+        'Set-OwaVirtualDirectory -Identity "<server>\\owa (Default Web Site)" -InstantMessagingEnabled $true',
+    ),
+    ConfigCheck(
+        "owa_vdir_im_type_ocs",
+        "E6",
+        "Every client-access (Default Web Site) OWA virtual directory has InstantMessagingType OCS.",
+        'Set-OwaVirtualDirectory -Identity "<server>\\owa (Default Web Site)" -InstantMessagingType OCS',
+    ),
+    ConfigCheck(
+        "owa_mailbox_policy_im_enabled",
+        "E6",
+        "The default OWA mailbox policy has InstantMessagingEnabled True.",
+        "Set-OwaMailboxPolicy -Identity <default policy> -InstantMessagingEnabled $true",
+    ),
+    ConfigCheck(
+        "owa_mailbox_policy_im_type_ocs",
+        "E6",
+        "The default OWA mailbox policy has InstantMessagingType OCS.",
+        "Set-OwaMailboxPolicy -Identity <default policy> -InstantMessagingType OCS",
+    ),
+    # L2: trusted application pool for OWA
+    ConfigCheck(
+        "trusted_pool_not_duplicating_um",
+        "L2",
+        "No trusted application pool lists a computer that Lync already autodiscovers through a SipName UM dial plan.",
+        "Remove-CsTrustedApplicationPool -Identity <duplicate pool>, then Enable-CsTopology.",
+    ),
+    ConfigCheck(
+        "owa_trusted_application_present",
+        "L2",
+        "A trusted application OutlookWebApp exists on a trusted application pool (unless UM autodiscovery covers OWA).",
+        "New-CsTrustedApplicationPool -Identity <owa fqdn> -Registrar <pool fqdn> -Site <SiteID>; "
+        "New-CsTrustedApplication -ApplicationId OutlookWebApp -TrustedApplicationPoolFqdn <owa fqdn> -Port 5199; "
+        "Enable-CsTopology.",
+    ),
+    # L4: OAuth and autodiscover
+    ConfigCheck(
+        "oauth_autodiscover_url_svc",
+        "L4",
+        "Get-CsOAuthConfiguration ExchangeAutodiscoverUrl ends in /autodiscover/autodiscover.svc (not .xml).",
+        'Set-CsOAuthConfiguration -ExchangeAutodiscoverUrl "https://autodiscover.<domain>/autodiscover/autodiscover.svc"',
+    ),
+    ConfigCheck(
+        "autodiscover_internal_uri_set",
+        "L4",
+        "Get-ClientAccessServer / Get-ClientAccessService AutoDiscoverServiceInternalUri is not empty.",
+        'Set-ClientAccessService -Identity <server> -AutoDiscoverServiceInternalUri '
+        '"https://autodiscover.<domain>/Autodiscover/Autodiscover.xml"',
+    ),
+    ConfigCheck(
+        "autodiscover_host_resolves",
+        "L4",
+        "The host name of ExchangeAutodiscoverUrl resolves in DNS from the exporter.",
+        "Create the autodiscover DNS record (A or CNAME) for the host in ExchangeAutodiscoverUrl.",
+    ),
+)
+
+CHECKS: dict[str, ConfigCheck] = {check.name: check for check in _CHECKS}
+
+
+def check_sample(name: str, ok: bool) -> Sample:
+    """The sample for one check; an unknown name is a programming error, not a new series."""
+    if name not in CHECKS:
+        raise KeyError(f"config check {name!r} is not in the catalogue (collectors/config_checks.py)")
+    return CONFIG_CHECK_OK.sample(1 if ok else 0, check=name)
