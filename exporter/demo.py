@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from exporter.durations import format_duration, parse_duration
 from exporter.cli import EXIT_BAD_CONFIG, EXIT_FAILURE, EXIT_OK, load_or_report, wait_for_signal
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,9 @@ def demo_config(hosts: dict[str, Any], interval: str, ca_file: str | None) -> di
         )
     from collectors import registry
 
-    timeout = "8s" if interval == "10s" else None
-    collectors = {}
-    for collector_name in registry.by_name():
-        settings: dict[str, Any] = {"interval": interval}
-        if timeout:
-            settings["timeout"] = timeout
-        collectors[collector_name] = settings
+    # Each run must end before the next is due: the deadline is 80% of the interval (8 s at 10 s).
+    timeout = format_duration(parse_duration(interval) * 0.8)
+    collectors = {name: {"interval": interval, "timeout": timeout} for name in registry.by_name()}
     return {
         "global": {"lync_pool_fqdn": "pool01.contoso.com"},
         "credentials": {
@@ -67,6 +64,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from exporter.http import parse_listen_address
     from simulator.server import Simulator
 
+    try:
+        parse_duration(args.interval)
+    except ValueError as exc:
+        print(f"demo: --interval {args.interval!r}: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     password = secrets.token_urlsafe(18)
     os.environ[DEMO_PASSWORD_ENV] = password
     try:

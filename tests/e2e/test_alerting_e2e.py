@@ -1,0 +1,134 @@
+"""End to end with the real programs: a broken scenario pages, the healthy estate does not.
+
+The demo (simulated estate + exporter) is scraped by a real Prometheus loading alerts/*.rules.yml,
+which sends to a real Alertmanager routed by alerts/alertmanager.example.yml, which posts to a webhook
+inside the test. Each scenario is switched live on the running simulator; the test waits for the
+page (the expected alert, with the server and reason labels and a runbook URL, at the receiver its
+severity routes to), switches back, and waits for the resolved notification. The time from breaking
+to page is printed; the figure belongs to docs/performance.md, not to a pass/fail threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+from tests.e2e.alerting_stack import COLLECTOR_INTERVAL, FOR_SECONDS, SCRAPE_INTERVAL, AlertingStack
+
+pytestmark = pytest.mark.e2e
+
+RUNBOOK_BASE = "https://github.com/lync-owa-exporter/lync-owa-exporter/blob/main/docs/runbooks/"
+SEVERITY_RECEIVER = {"critical": "lync-owa-pager", "warning": "lync-owa-ticket"}
+PAGE_TIMEOUT = 90.0
+DASHBOARDS_DIR = PROJECT_ROOT / "dashboards"
+
+# scenario -> the alerts it must raise: (alertname, labels the alert must carry with these values).
+EXPECTED_PAGES: dict[str, list[tuple[str, dict[str, str]]]] = {
+    "cms-replica-stale": [
+        ("LyncOwaCMSReplicaNotUpToDate", {"replica": "edge01.contoso.com", "severity": "warning"}),
+        ("LyncOwaCMSReplicaSilent", {"replica": "edge01.contoso.com", "severity": "warning"}),
+    ],
+}
+
+TIMES_TO_PAGE: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    running = AlertingStack().start()
+    try:
+        running.wait_for_collectors_up()
+        yield running
+    finally:
+        running.stop()
+
+
+def _matches(alert: dict, name: str, labels: dict[str, str]) -> bool:
+    return alert["labels"].get("alertname") == name and all(alert["labels"].get(k) == v for k, v in labels.items())
+
+
+def _wait_quiet(stack: AlertingStack, timeout: float = 60.0) -> None:
+    """Until Prometheus holds no firing alert (a previous scenario's alerts have resolved)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not stack.firing_alerts():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"alerts still firing after {timeout:.0f}s on the healthy estate: "
+                f"{[a['labels'] for a in stack.firing_alerts()]}")
+
+
+def test_healthy_estate_pages_no_one(stack):
+    started = time.monotonic()
+    # Enough evaluations for any rule to have gone through pending into firing and to Alertmanager.
+    time.sleep(FOR_SECONDS + 6 * float(SCRAPE_INTERVAL.rstrip("s")) + 2)
+    assert stack.firing_alerts() == [], [a["labels"] for a in stack.firing_alerts()]
+    assert stack.webhook.alerts(since=0) == [], "a notification reached the webhook on the healthy estate"
+    assert stack.query("ALERTS") == [], "an alert is pending or firing on the healthy estate"
+    assert time.monotonic() - started > FOR_SECONDS
+
+
+@pytest.mark.parametrize("scenario", sorted(EXPECTED_PAGES))
+def test_broken_scenario_pages_then_resolves(stack, scenario, capsys):
+    _wait_quiet(stack)
+    expected = EXPECTED_PAGES[scenario]
+    broken_at = time.monotonic()
+    stack.set_scenario(scenario)
+    try:
+        pages = []
+        for name, labels in expected:
+            found = stack.webhook.wait_for(
+                lambda n, a, name=name, labels=labels: n.status == "firing" and a["status"] == "firing"
+                and _matches(a, name, labels), since=broken_at, timeout=PAGE_TIMEOUT)
+            assert found is not None, (f"{scenario}: no page {name} {labels} within {PAGE_TIMEOUT:.0f}s; firing in "
+                                       f"Prometheus: {[a['labels'] for a in stack.firing_alerts()]}")
+            notification, alert = found
+            severity = alert["labels"]["severity"]
+            assert notification.receiver == SEVERITY_RECEIVER[severity], (name, notification.receiver)
+            assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}{name}.md"
+            assert alert["annotations"].get("summary") and alert["annotations"].get("description")
+            pages.append((name, notification.received_at - broken_at))
+        TIMES_TO_PAGE[scenario] = max(seconds for _, seconds in pages)
+        unexpected = {a["labels"]["alertname"] for _, a in stack.webhook.alerts(since=broken_at)} - {n for n, _ in expected}
+        assert not unexpected, f"{scenario} also paged {sorted(unexpected)}"
+        with capsys.disabled():
+            for name, seconds in pages:
+                print(f"\n  time to page: {scenario} -> {name}: {seconds:.1f}s "
+                      f"(for: {FOR_SECONDS}s, scrape {SCRAPE_INTERVAL}, collector interval {COLLECTOR_INTERVAL})")
+    finally:
+        healed_at = time.monotonic()
+        stack.set_scenario("healthy")
+    for name, labels in expected:
+        resolved = stack.webhook.wait_for(
+            lambda n, a, name=name, labels=labels: a["status"] == "resolved" and _matches(a, name, labels),
+            since=healed_at, timeout=PAGE_TIMEOUT)
+        assert resolved is not None, f"{scenario}: {name} not resolved within {PAGE_TIMEOUT:.0f}s of healing"
+
+
+def _dashboard_queries() -> list[tuple[str, str, str]]:
+    queries = []
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                queries.append((path.name, panel["title"], target["expr"]))
+    return queries
+
+
+def _fill_variables(expr: str) -> str:
+    expr = expr.replace("$job", "lync-owa").replace("$instance", ".+")
+    expr = expr.replace("$__rate_interval", "1m").replace("$__interval", "15s").replace("$__range", "1h")
+    assert "$" not in expr, f"unknown dashboard variable in {expr}"
+    return expr
+
+
+def test_every_dashboard_query_returns_data(stack):
+    _wait_quiet(stack)
+    queries = _dashboard_queries()
+    assert queries, "no dashboards found"
+    empty = [(file, title, expr) for file, title, expr in queries if not stack.query(_fill_variables(expr))]
+    assert not empty, "panel queries that return nothing from Prometheus scraping the demo:\n" + "\n".join(
+        f"  {file} / {title}: {expr}" for file, title, expr in empty)
