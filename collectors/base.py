@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 from exporter.config import CollectorSettings, GlobalSettings, Target
 from exporter.normalize import Shape
-from exporter.remoting import CmdletAnswer, Deadline, EndpointSpec, SessionPool
+from exporter.remoting import CmdletAnswer, Deadline, EndpointSpec, ErrorKind, RemoteError, SessionPool
 
 METRIC_PREFIX = "lync_owa_"
 
@@ -71,6 +71,9 @@ class CollectContext:
     log: logging.LoggerAdapter
     # Estate-wide facts from the configuration's `global` section (e.g. the Lync pool FQDN).
     global_settings: GlobalSettings = field(default_factory=GlobalSettings)
+    # (endpoint kind, cmdlet) pairs the collector declared; a call outside them is refused, so the
+    # JEA role capability generated from the declarations (exporter/jea.py) is never short of one.
+    declared_cmdlets: frozenset[tuple[str, str]] | None = None
 
     def endpoint(self, kind: str) -> EndpointSpec:
         endpoint = self.target.endpoint(kind)
@@ -94,6 +97,9 @@ class CollectContext:
         shape: Shape,
         accept_error_ids: Sequence[str] = (),
     ) -> CmdletAnswer:
+        if self.declared_cmdlets is not None and (endpoint_kind, cmdlet.lower()) not in self.declared_cmdlets:
+            raise RemoteError(ErrorKind.COMMAND, self.target.host,
+                              f"{cmdlet} on the {endpoint_kind} endpoint is not among the collector's declared cmdlets")
         session = self.sessions.get(self.endpoint(endpoint_kind))
         return session.run(cmdlet, parameters, shape, self.deadline, accept_error_ids=accept_error_ids)
 
@@ -107,6 +113,9 @@ class Collector:
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     # Every cmdlet the collector may call, by endpoint kind: the source of the JEA role capability.
     cmdlets: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def declared_cmdlets(self) -> frozenset[tuple[str, str]]:
+        return frozenset((endpoint, cmdlet.lower()) for endpoint, cmdlet in self.cmdlets)
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         raise NotImplementedError

@@ -95,6 +95,7 @@ class JobRunner:
             memory=self.memory,
             log=self.log,
             global_settings=self.global_settings,
+            declared_cmdlets=self.collector.declared_cmdlets(),
         )
         try:
             outcome.samples = self.collector.collect(ctx)

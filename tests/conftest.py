@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_env=PASSWORD_ENV,
                   ca_file=None, tls_verify=True, collectors=("cms_replication",),
-                  lync_pool_fqdn="pool01.contoso.com") -> dict:
+                  lync_pool_fqdn="pool01.contoso.com", windows_configuration=None) -> dict:
     """A configuration document for (some of) the simulator's hosts.
 
     ``collectors`` is a sequence of names, or a mapping of name -> extra settings for that collector.
@@ -37,6 +37,8 @@ def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_en
         endpoints = {"windows": {"url": info.windows_url, "encryption": "never", "tls_verify": tls_verify}}
         if ca_file:
             endpoints["windows"]["ca_file"] = ca_file
+        if windows_configuration:
+            endpoints["windows"]["configuration"] = windows_configuration
         if info.exchange_url:
             endpoints["exchange"] = {"url": info.exchange_url, "encryption": "never", "tls_verify": tls_verify}
         targets.append({"name": name.split(".")[0], "host": name, "roles": list(info.roles),
