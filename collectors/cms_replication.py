@@ -4,14 +4,40 @@
 Edge servers, ...). A replica that is not up to date, or that stopped reporting, means that
 topology and configuration changes (the OWA trusted application, the Edge's hosting provider)
 no longer reach it.
+
+Two optional views deepen that (settings, both on by default):
+
+- ``-CentralManagementStoreStatus``: the CMS's own view (active master, file transfer and
+  replicator agents, heartbeats). Its property names are not documented, so whatever is present is
+  exported: the active master as an info metric, the number of active agents per kind, and every
+  DateTime (or dictionary of server -> DateTime) as a timestamp.
+- The File Transfer Agent's failure events on the front end (log ``Lync Server``, source
+  ``LS File Transfer Agent Service``): 1017 when it cannot reach a replica ("Https destination
+  unavailable": routing, firewall, port 4443), 1015 when the transfer fails on certificates. Only
+  the FTA of the active master writes them; elsewhere "no events" is the normal answer.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Mapping, cast
+
+from pydantic import Field as SettingField
+from pydantic import StrictBool
+
 from collectors.base import CollectContext, Collector, MetricSpec, Sample
-from exporter.normalize import Field, Shape
+from exporter.config import CollectorSettings
+from exporter.normalize import Field, Shape, ShapeError, parse_dotnet_datetime
 
 CMDLET = "Get-CsManagementStoreReplicationStatus"
+EVENT_CMDLET = "Get-WinEvent"
+FTA_LOG = "Lync Server"
+FTA_PROVIDER = "LS File Transfer Agent Service"
+FTA_EVENT_IDS = (1015, 1017)
+# What a CMS status answer may make us export; its properties are fixed by its .NET type.
+MAX_STATUS_PROPERTIES = 32
+MAX_STATUS_KEYS = 64
 
 REPLICA_STATE = Shape(
     CMDLET,
@@ -21,6 +47,16 @@ REPLICA_STATE = Shape(
         Field("LastStatusReport", "datetime", nullable=True),
         Field("LastUpdateCreation", "datetime", nullable=True),
         Field("ProductVersion", "str", required=False, nullable=True),
+    ),
+)
+# Undocumented property names: read whatever the object carries.
+CMS_STATUS = Shape(CMDLET)
+FTA_EVENT = Shape(
+    EVENT_CMDLET,
+    (
+        Field("Id", "int"),
+        Field("RecordId", "int", required=False, nullable=True),
+        Field("TimeCreated", "datetime", required=False, nullable=True),
     ),
 )
 
@@ -48,15 +84,171 @@ REPLICA_INFO = MetricSpec(
     "Product version reported by each CMS replica; always 1.",
     ("replica", "product_version"),
 )
+ACTIVE_MASTER_INFO = MetricSpec(
+    "lync_owa_cms_active_master_info",
+    "gauge",
+    "The active CMS master as this front end sees it (-CentralManagementStoreStatus); always 1.",
+    ("active_master",),
+)
+ACTIVE_AGENTS = MetricSpec(
+    "lync_owa_cms_active_agents",
+    "gauge",
+    "Number of active CMS agents by kind (file_transfer, replicator), from -CentralManagementStoreStatus.",
+    ("kind",),
+)
+STATUS_TIMESTAMP = MetricSpec(
+    "lync_owa_cms_status_timestamp_seconds",
+    "gauge",
+    "Every point in time -CentralManagementStoreStatus reports (e.g. LastHeartbeats), by property and server.",
+    ("property", "server"),
+)
+FTA_EVENTS = MetricSpec(
+    "lync_owa_cms_file_transfer_agent_events_total",
+    "counter",
+    "File Transfer Agent failure events (1015 certificates, 1017 replica unreachable) written since the exporter "
+    "started.",
+    ("event_id",),
+)
+FTA_LAST_SEEN = MetricSpec(
+    "lync_owa_cms_file_transfer_agent_event_last_seen_timestamp_seconds",
+    "gauge",
+    "When the newest File Transfer Agent failure event of the id was written (absent while none was seen).",
+    ("event_id",),
+)
+
+
+class CmsReplicationSettings(CollectorSettings):
+    # Also read Get-CsManagementStoreReplicationStatus -CentralManagementStoreStatus (Lync 2013 and later).
+    central_management_store_status: StrictBool = True
+    # Also read the File Transfer Agent's failure events 1015 / 1017.
+    file_transfer_agent_events: StrictBool = True
+    # How many of the newest FTA events one run reads.
+    file_transfer_agent_max_events: int = SettingField(default=50, ge=1, le=1000)
+
+
+# ------------------------------------------------------------------------------------ CMS status
+
+
+@dataclass(frozen=True)
+class CmsStatus:
+    active_master: str | None
+    active_agents: dict[str, int]  # kind -> count
+    timestamps: list[tuple[str, str, float]]  # (property, server, unix time)
+
+
+def _agent_kind(property_name: str) -> str | None:
+    key = property_name.casefold()
+    if not (key.startswith("active") and key.endswith("agents")):
+        return None
+    if "filetransfer" in key:
+        return "file_transfer"
+    if "replicator" in key:
+        return "replicator"
+    return None
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_dotnet_datetime(value).timestamp()
+    except ShapeError:
+        return None
+
+
+def read_cms_status(obj: Mapping[str, Any]) -> CmsStatus:
+    """What a CentralManagementStoreStatusResult tells, whatever its property names are."""
+    names = sorted(obj)[:MAX_STATUS_PROPERTIES]
+    master = None
+    for name in names:
+        value = obj[name]
+        if name.casefold() in ("activemasterfqdn", "activemaster", "masterfqdn") and isinstance(value, str):
+            master = value.strip().lower() or None
+    agents: dict[str, int] = {}
+    timestamps: list[tuple[str, str, float]] = []
+    for name in names:
+        value = obj[name]
+        kind = _agent_kind(name)
+        if kind is not None and isinstance(value, list):
+            agents[kind] = agents.get(kind, 0) + len(value)
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str)[:MAX_STATUS_KEYS]:
+                moment = _timestamp(value[key])
+                server = str(key).strip().lower()
+                if moment is not None and server:
+                    timestamps.append((name, server, moment))
+        else:
+            moment = _timestamp(value)
+            if moment is not None:
+                # A plain DateTime of the CMS itself: about the active master.
+                timestamps.append((name, master or "unknown", moment))
+    return CmsStatus(master, agents, timestamps)
+
+
+# ------------------------------------------------------------------------ File Transfer Agent events
+
+
+@dataclass
+class FtaEventState:
+    """What the FTA event reader keeps between runs of one job."""
+
+    cursor: int | None = None  # highest RecordId seen; None before the first read
+    counts: dict[int, int] = field(default_factory=lambda: {event_id: 0 for event_id in FTA_EVENT_IDS})
+    last_seen: dict[int, float] = field(default_factory=dict)
+
+    def update(self, events: list[Mapping[str, Any]]) -> None:
+        """Count events newer than the cursor; the first read only sets it (older events are history)."""
+        first = self.cursor is None
+        cursor = self.cursor or 0
+        newest: int | None = None
+        for event in events:
+            event_id, record_id, created = event["Id"], event.get("RecordId"), event.get("TimeCreated")
+            if event_id not in self.counts:
+                continue
+            if isinstance(created, dt.datetime):
+                self.last_seen[event_id] = max(self.last_seen.get(event_id, 0.0), created.timestamp())
+            if record_id is None:
+                continue
+            newest = record_id if newest is None else max(newest, record_id)
+            if not first and record_id > cursor:
+                self.counts[event_id] += 1
+        if first:
+            self.cursor = newest or 0
+        elif newest is not None and newest != cursor:
+            # Newer events move the cursor; a newest id below it means the log was cleared: restart there.
+            self.cursor = newest
+
+
+# ---------------------------------------------------------------------------------------- collector
 
 
 class CmsReplicationCollector(Collector):
     name = "cms_replication"
     roles = frozenset({"lync_frontend"})
-    metrics = (UP_TO_DATE, LAST_STATUS_REPORT, LAST_UPDATE_CREATION, REPLICA_INFO)
-    cmdlets = (("windows", CMDLET),)
+    settings_model = CmsReplicationSettings
+    metrics = (
+        UP_TO_DATE,
+        LAST_STATUS_REPORT,
+        LAST_UPDATE_CREATION,
+        REPLICA_INFO,
+        ACTIVE_MASTER_INFO,
+        ACTIVE_AGENTS,
+        STATUS_TIMESTAMP,
+        FTA_EVENTS,
+        FTA_LAST_SEEN,
+    )
+    cmdlets = (("windows", CMDLET), ("windows", EVENT_CMDLET))
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
+        settings = cast(CmsReplicationSettings, ctx.settings)
+        samples = self._replicas(ctx)
+        if settings.central_management_store_status:
+            samples += self._cms_status(ctx)
+        if settings.file_transfer_agent_events:
+            samples += self._fta_events(ctx, settings.file_transfer_agent_max_events)
+        return samples
+
+    def _replicas(self, ctx: CollectContext) -> list[Sample]:
         answer = ctx.run("windows", CMDLET, None, REPLICA_STATE)
         samples: list[Sample] = []
         seen: set[str] = set()
@@ -73,4 +265,37 @@ class CmsReplicationCollector(Collector):
                 samples.append(LAST_UPDATE_CREATION.sample(replica["LastUpdateCreation"].timestamp(), replica=fqdn))
             version = (replica.get("ProductVersion") or "unknown").strip()[:32] or "unknown"
             samples.append(REPLICA_INFO.sample(1, replica=fqdn, product_version=version))
+        return samples
+
+    def _cms_status(self, ctx: CollectContext) -> list[Sample]:
+        answer = ctx.run("windows", CMDLET, {"CentralManagementStoreStatus": None}, CMS_STATUS)
+        if not answer.objects:
+            return []
+        status = read_cms_status(answer.objects[0])
+        samples: list[Sample] = []
+        if status.active_master:
+            samples.append(ACTIVE_MASTER_INFO.sample(1, active_master=status.active_master))
+        samples += [ACTIVE_AGENTS.sample(count, kind=kind) for kind, count in sorted(status.active_agents.items())]
+        seen: set[tuple[str, str]] = set()
+        for prop, server, moment in status.timestamps:
+            if (prop, server) not in seen:
+                seen.add((prop, server))
+                samples.append(STATUS_TIMESTAMP.sample(moment, property=prop, server=server))
+        return samples
+
+    def _fta_events(self, ctx: CollectContext, max_events: int) -> list[Sample]:
+        query = {"LogName": FTA_LOG, "ProviderName": FTA_PROVIDER, "Id": list(FTA_EVENT_IDS)}
+        answer = ctx.run(
+            "windows",
+            EVENT_CMDLET,
+            {"FilterHashtable": query, "MaxEvents": max_events},
+            FTA_EVENT,
+            accept_error_ids=("NoMatchingEventsFound",),  # no event is an empty answer, not a failure
+        )
+        state: FtaEventState = ctx.memory.setdefault("fta_events", FtaEventState())
+        state.update(answer.objects)
+        samples = [FTA_EVENTS.sample(state.counts[event_id], event_id=str(event_id)) for event_id in FTA_EVENT_IDS]
+        samples += [
+            FTA_LAST_SEEN.sample(moment, event_id=str(event_id)) for event_id, moment in sorted(state.last_seen.items())
+        ]
         return samples

@@ -24,7 +24,7 @@ CONFIG_CHECK_OK = MetricSpec(
 @dataclass(frozen=True)
 class ConfigCheck:
     name: str
-    source: str  # the check in docs/checks.md: E4, E6, L2, L4, H2
+    source: str  # the check in docs/checks.md: E4, E6, L2, L3, L4, H2
     passes_when: str
     remediation: str
 
@@ -72,16 +72,36 @@ _CHECKS = (
     ConfigCheck(
         "trusted_pool_not_duplicating_um",
         "L2",
-        "No trusted application pool lists a computer that Lync already autodiscovers through a SipName UM dial plan.",
+        "No trusted application pool lists a computer that Lync already autodiscovers through a SipName UM dial plan "
+        "(UMServers of Get-UMDialPlan, read by exchange_topology, or the lync_topology setting sipname_um_servers).",
         "Remove-CsTrustedApplicationPool -Identity <duplicate pool>, then Enable-CsTopology.",
     ),
     ConfigCheck(
         "owa_trusted_application_present",
         "L2",
-        "A trusted application OutlookWebApp exists on a trusted application pool (unless UM autodiscovery covers OWA).",
+        "A trusted application OutlookWebApp exists on a trusted application pool (unless UM autodiscovery covers OWA: "
+        "Lync autodiscovers Exchange servers through a SipName UM dial plan).",
         "New-CsTrustedApplicationPool -Identity <owa fqdn> -Registrar <pool fqdn> -Site <SiteID>; "
         "New-CsTrustedApplication -ApplicationId OutlookWebApp -TrustedApplicationPoolFqdn <owa fqdn> -Port 5199; "
         "Enable-CsTopology.",
+    ),
+    # L3: the OAuthTokenIssuer certificate of the Lync front ends
+    ConfigCheck(
+        "lync_oauth_certificate_sip_domain",
+        "L3",
+        "The front end has an OAuthTokenIssuer certificate whose subject CN is the SIP domain or a name in it "
+        "(Get-CsCertificate; the SIP domain from the lync_certificates setting sip_domain, else the pool FQDN's "
+        "parent).",
+        "Request a certificate (RSA, at least 2048 bits) with subject CN=<sip domain>, then "
+        "Set-CsCertificate -Type OAuthTokenIssuer -Thumbprint <thumbprint> on one front end (the CMS replicates it).",
+    ),
+    ConfigCheck(
+        "lync_oauth_certificate_key_size",
+        "L3",
+        "The OAuthTokenIssuer certificate's key has at least 2048 bits (run only when the answer reports a key size: "
+        "Get-CsCertificate does not).",
+        "Request a certificate with a key of at least 2048 bits, then "
+        "Set-CsCertificate -Type OAuthTokenIssuer -Thumbprint <thumbprint> on one front end (the CMS replicates it).",
     ),
     # L4: OAuth and autodiscover
     ConfigCheck(
@@ -93,14 +113,16 @@ _CHECKS = (
     ConfigCheck(
         "autodiscover_internal_uri_set",
         "L4",
-        "Get-ClientAccessServer / Get-ClientAccessService AutoDiscoverServiceInternalUri is not empty.",
+        "This server's AutoDiscoverServiceInternalUri (Get-ClientAccessService; Exchange 2013: Get-ClientAccessServer) "
+        "is set to an http(s) URL.",
         'Set-ClientAccessService -Identity <server> -AutoDiscoverServiceInternalUri '
         '"https://autodiscover.<domain>/Autodiscover/Autodiscover.xml"',
     ),
     ConfigCheck(
         "autodiscover_host_resolves",
         "L4",
-        "The host name of ExchangeAutodiscoverUrl resolves in DNS from the exporter.",
+        "The host name of ExchangeAutodiscoverUrl resolves in DNS from the exporter (run when the exporter resolves "
+        "the front end's own name, i.e. shares the estate's DNS, or with resolve_autodiscover: always).",
         "Create the autodiscover DNS record (A or CNAME) for the host in ExchangeAutodiscoverUrl.",
     ),
 )

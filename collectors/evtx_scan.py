@@ -47,6 +47,7 @@ MAX_DATA_ITEMS = 32
 MAX_DATA_CHARS = 2048
 MAX_BXML_DEPTH = 3  # Windows nests one level (EventData); deeper is a damaged or hostile record
 _EPOCH_1601 = datetime(1601, 1, 1, tzinfo=timezone.utc)
+TIME_BUDGET_ERROR = "time budget exhausted"  # how ScanResult.error starts when max_seconds ran out
 _now = time.monotonic  # the budget's clock; tests replace it
 
 
@@ -245,10 +246,10 @@ class _Scan:
                     continue
                 if self.out_of_time():  # checked only before real work, so a resumed scan progresses
                     self.complete = False
-                    return self.result(error=f"time budget exhausted after {self.stats.chunks_scanned} chunks")
+                    return self.result(error=f"{TIME_BUDGET_ERROR} after {self.stats.chunks_scanned} chunks")
                 self._scan_chunk(_read_at(f, _chunk_offset(info.slot), CHUNK_SIZE).ljust(CHUNK_SIZE, b"\0"), info)
             if not self.complete:  # keep the old size and mtime: the next scan must not think it is done
-                return self.result(error="time budget exhausted inside a chunk")
+                return self.result(error=f"{TIME_BUDGET_ERROR} inside a chunk")
             self.cursor.size, self.cursor.mtime_ns = st.st_size, st.st_mtime_ns
         return self.result()
 
@@ -295,7 +296,7 @@ class _Scan:
         chunk = None
         top = (self.cursor.last_record_number, -1, 0)  # the highest record: the cursor's anchor
         try:
-            for offset, size, number in _walk_records(buf, info.free, self.stats):
+            for offset, size, number in _walk_records(buf, info.free, self.stats, self.since):
                 if number > top[0]:
                     top = (number, offset, size)
                 if not hit or number <= self.since:
@@ -341,27 +342,40 @@ def _read_at(f, offset: int, length: int) -> bytes:
     return f.read(length)
 
 
-def _walk_records(buf: bytes, free: int, stats: ScanStats) -> Iterator[tuple[int, int, int]]:
+def _walk_records(buf: bytes, free: int, stats: ScanStats, since: int = 0) -> Iterator[tuple[int, int, int]]:
     """(offset, size, record number) of every record with a sound header.
 
     Walks up to the chunk's free-space offset, resynchronising on the next record signature after
     a damaged header; past that offset only while records follow back to back (a stale header).
+    A damaged header is counted once, by the scan that first gets past it: not when the next sound
+    record (or, at the chunk's end, the previous one) is at or below ``since``, the cursor an
+    incremental scan starts from.
     """
     limit = free if CHUNK_HEADER_SIZE < free <= CHUNK_SIZE else CHUNK_SIZE
     offset = CHUNK_HEADER_SIZE
-    while offset + MIN_RECORD_SIZE <= CHUNK_SIZE:
-        size = _record_size(buf, offset)
-        if size:
-            stats.records_seen += 1
-            yield offset, size, struct.unpack_from("<Q", buf, offset + 8)[0]
-            offset += size
-            continue
-        if offset >= limit or buf[offset:offset + 4] == b"\0\0\0\0" and not any(buf[offset:limit]):
-            return  # free space
-        stats.records_unreadable += 1
-        offset = _resync(buf, offset + 1, limit)
-        if offset < 0:
-            return
+    damaged = 0  # damaged headers since the last sound record, not yet counted
+    last: int | None = None
+    try:
+        while offset + MIN_RECORD_SIZE <= CHUNK_SIZE:
+            size = _record_size(buf, offset)
+            if size:
+                number = struct.unpack_from("<Q", buf, offset + 8)[0]
+                if damaged and number > since:
+                    stats.records_unreadable += damaged
+                damaged, last = 0, number
+                stats.records_seen += 1
+                yield offset, size, number
+                offset += size
+                continue
+            if offset >= limit or buf[offset:offset + 4] == b"\0\0\0\0" and not any(buf[offset:limit]):
+                return  # free space
+            damaged += 1
+            offset = _resync(buf, offset + 1, limit)
+            if offset < 0:
+                return
+    finally:
+        if damaged and (last > since if last is not None else since == 0):
+            stats.records_unreadable += damaged
 
 
 def _record_size(buf: bytes, offset: int) -> int:

@@ -56,4 +56,36 @@ def classify_im_failure(text: str) -> str:
 
 def classify_event_data(data: Iterable[str]) -> str:
     """Classify an event's EventData strings (the message may be any one of them)."""
-    return classify_im_failure(" ".join(s for s in data if isinstance(s, str)))
+    return classify_im_failure(_joined(data))
+
+
+# An error of the provider that names IM but none of the known causes is an IM failure of reason
+# ``other``; an error that does not name IM at all (OWA logs many) is none of our business.
+_NAMES_IM = re.compile(r"\bim endpoint manager|\binstant messaging|\bim (?:provider|certificate|server)"
+                       r"|owa\.?im|iminitiali[sz]ation")
+_SAYS_FAILED = re.compile(r"fail|could not|cannot|can't|unable|error|exception|not found|invalid|null or empty"
+                          r"|expired|not (?:yet )?become valid|private key")
+
+
+def im_failure_reason(text: str) -> str | None:
+    """The reason of an IM-initialisation failure message, or None when the text is not one.
+
+    Only for warning/error events of the OWA provider: a known cause gives its reason, a text that
+    names IM and says something failed gives ``other``, anything else None.
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    reason = classify_im_failure(text)
+    if reason != "other":
+        return reason
+    normalised = _normalise(text)
+    return "other" if _NAMES_IM.search(normalised) and _SAYS_FAILED.search(normalised) else None
+
+
+def event_data_failure_reason(data: Iterable[str]) -> str | None:
+    """:func:`im_failure_reason` over an event's EventData strings."""
+    return im_failure_reason(_joined(data))
+
+
+def _joined(data: Iterable[str]) -> str:
+    return " ".join(s for s in data if isinstance(s, str))

@@ -13,6 +13,7 @@ from exporter.metrics import ExpositionCache
 from exporter.remoting import SessionPool
 from exporter.scheduler import CollectionScheduler, JobRunner
 from exporter.state import SnapshotStore
+from exporter.web_config import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ class Exporter:
         config: Config,
         listen_address: str,
         collectors: Mapping[str, Collector] | None = None,
+        web_config: WebConfig | None = None,
     ) -> None:
         collectors = dict(collectors or registry.by_name())
         self.config = config
@@ -37,20 +39,23 @@ class Exporter:
         known_metrics = [spec for c in collectors.values() for spec in c.metrics]
         self.cache = ExpositionCache(self.store, known_metrics)
         self.server = ExporterHTTPServer(
-            parse_listen_address(listen_address), self.cache, self.store, healthy=lambda: self.scheduler.running
+            parse_listen_address(listen_address), self.cache, self.store, healthy=lambda: self.scheduler.running,
+            web_config=web_config,
         )
+        self.web_config = web_config
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
-        return f"http://{shown}:{port}"
+        return f"{self.server.scheme}://{shown}:{port}"
 
     def start(self) -> None:
         self.cache.start()
         self.server.serve_in_thread()
         self.scheduler.start()
-        log.info("listening", extra={"address": self.url, "jobs": len(self.runners)})
+        protection = self.web_config.summary() if self.web_config else "TLS off, basic auth off"
+        log.info("listening", extra={"address": self.url, "jobs": len(self.runners), "web": protection})
 
     def stop(self) -> None:
         """Stop scheduling, close remote sessions (bounded), then stop serving."""

@@ -27,6 +27,13 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log.format", dest="log_format", choices=("logfmt", "json"), default="logfmt")
 
 
+def _add_web_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.config.file", dest="web_config_file", default=None,
+        help="TLS and basic authentication for /metrics, in the exporter-toolkit format (docs/web-config.md)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lync-owa-exporter",
@@ -38,10 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="poll the configured servers and serve /metrics (default)")
     run.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG)
     run.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    _add_web_config(run)
     _add_common(run)
 
     check = sub.add_parser("check", help="validate a configuration file: exit 0, or 2 listing every error")
     check.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG)
+    _add_web_config(check)
     _add_common(check)
 
     demo = sub.add_parser("demo", help="run the exporter against the built-in simulated estate")
@@ -53,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--simulator.tls", dest="simulator_tls", action="store_true", help="serve WSMan over HTTPS")
     demo.add_argument("--interval", default="10s", help="collector interval in the demo (Prometheus duration)")
+    _add_web_config(demo)
     _add_common(demo)
 
     simulate = sub.add_parser("simulate", help="run the simulated estate alone")
@@ -102,14 +112,33 @@ def load_or_report(path: str):
         return None
 
 
+def load_web_config_or_report(path: str | None):
+    """(True, the web configuration or None when no file was given), or (False, None) after printing every problem."""
+    from exporter.web_config import WebConfigError, load_web_config
+
+    if path is None:
+        return True, None
+    try:
+        web_config = load_web_config(path)
+    except WebConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return False, None
+    for warning in web_config.warnings:
+        log.warning("web configuration: %s", warning, extra={"file": path})
+    return True, web_config
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from collectors import registry
 
     config = load_or_report(args.config_file)
-    if config is None:
+    web_ok, web_config = load_web_config_or_report(args.web_config_file)
+    if config is None or not web_ok:
         return EXIT_BAD_CONFIG
     jobs = config.jobs(registry.schemas())
     print(f"{args.config_file}: OK, {len(config.targets)} targets, {len(jobs)} jobs")
+    if web_config is not None:
+        print(f"{args.web_config_file}: OK, {web_config.summary()}")
     return EXIT_OK
 
 
@@ -117,10 +146,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from exporter.app import Exporter
 
     config = load_or_report(args.config_file)
-    if config is None:
+    web_ok, web_config = load_web_config_or_report(args.web_config_file)
+    if config is None or not web_ok:
         return EXIT_BAD_CONFIG
     try:
-        exporter = Exporter(config, args.listen_address)
+        exporter = Exporter(config, args.listen_address, web_config=web_config)
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return EXIT_FAILURE
@@ -135,6 +165,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from exporter.demo import run_demo
 
+    web_ok, args.web_config = load_web_config_or_report(args.web_config_file)
+    if not web_ok:
+        return EXIT_BAD_CONFIG
     return run_demo(args)
 
 

@@ -35,15 +35,25 @@ def demo_config(hosts: dict[str, Any], interval: str, ca_file: str | None) -> di
         }
         if info.exchange_url:
             endpoints["exchange"] = {"url": info.exchange_url, "encryption": "never", "ca_file": ca_file}
-        targets.append(
-            {
-                "name": name.split(".")[0],
-                "host": name,
-                "roles": list(info.roles),
-                "credential": "simulator",
-                "endpoints": endpoints,
+        target: dict[str, Any] = {
+            "name": name.split(".")[0],
+            "host": name,
+            "roles": list(info.roles),
+            "credential": "simulator",
+            "endpoints": endpoints,
+        }
+        tls_services = getattr(info, "tls_services", None)
+        if tls_services:
+            # The simulated TLS services listen on loopback ports, not 443/5061: probe the real
+            # endpoint names, connect to the listeners, trust the simulator's CA.
+            target["collectors"] = {
+                "tls_probe": {
+                    "endpoints": list(tls_services),
+                    "connect_addresses": dict(tls_services),
+                    "ca_file": info.tls_ca_file,
+                }
             }
-        )
+        targets.append(target)
     from collectors import registry
 
     # Each run must end before the next is due: the deadline is 80% of the interval (8 s at 10 s).
@@ -103,7 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if config is None:
             return EXIT_BAD_CONFIG
         try:
-            exporter = Exporter(config, args.listen_address)
+            exporter = Exporter(config, args.listen_address, web_config=getattr(args, "web_config", None))
         except (OSError, ValueError) as exc:
             print(f"demo: cannot listen on {args.listen_address}: {exc}", file=sys.stderr)
             return EXIT_FAILURE

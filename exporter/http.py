@@ -1,10 +1,16 @@
-"""The exporter's HTTP endpoint: ``/metrics``, a landing page ``/``, and ``/healthz``."""
+"""The exporter's HTTP endpoint: ``/metrics``, a landing page ``/``, and ``/healthz``.
+
+With a web configuration (``--web.config.file``) it serves HTTPS and asks for basic authentication on
+every path but ``/healthz``, which tells no more than "ok" and is what container health checks call.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
 import logging
+import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -12,8 +18,19 @@ from typing import Callable
 from exporter import __version__
 from exporter.metrics import CONTENT_TYPE, ExpositionCache
 from exporter.state import SnapshotStore
+from exporter.web_config import BasicAuth, WebConfig
 
 log = logging.getLogger(__name__)
+
+# Each step of a TLS handshake (one read or write) must finish within this; the handshake runs in the
+# connection's own thread, so a client that stalls holds only that thread, never the accept loop.
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
+_TLS_HANDSHAKE_RECORD = 0x16
+_PLAIN_HTTP_ON_TLS_ANSWER = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    b"Client sent an HTTP request to an HTTPS server.\n"
+)
+PUBLIC_PATHS = frozenset({"/healthz"})
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:
@@ -30,16 +47,66 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, address: tuple[str, int], cache: ExpositionCache, store: SnapshotStore, healthy: Callable[[], bool]
+        self,
+        address: tuple[str, int],
+        cache: ExpositionCache,
+        store: SnapshotStore,
+        healthy: Callable[[], bool],
+        web_config: WebConfig | None = None,
+        handshake_timeout: float = HANDSHAKE_TIMEOUT_SECONDS,
     ) -> None:
         self.cache = cache
         self.store = store
         self.healthy = healthy
+        self.ssl_context: ssl.SSLContext | None = web_config.ssl_context if web_config else None
+        self.basic_auth = BasicAuth(web_config.basic_auth_users) if web_config and web_config.basic_auth_users else None
+        self.response_headers: dict[str, str] = dict(web_config.headers) if web_config else {}
+        self.handshake_timeout = handshake_timeout
         if ":" in address[0]:
-            import socket
-
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.ssl_context is not None else "http"
+
+    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
+        # Runs in the connection's own thread (ThreadingMixIn), so the handshake happens here, not in accept().
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        connection = self._tls_handshake(request, client_address)
+        if connection is None:
+            return
+        try:
+            super().finish_request(connection, client_address)
+        finally:
+            self.shutdown_request(connection)
+
+    def _tls_handshake(self, sock: socket.socket, client_address: tuple) -> ssl.SSLSocket | None:
+        assert self.ssl_context is not None
+        timeout = sock.gettimeout()
+        sock.settimeout(self.handshake_timeout)
+        connection: ssl.SSLSocket | None = None
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+            if first and first[0] != _TLS_HANDSHAKE_RECORD:
+                sock.recv(65536)  # read what was sent: closing on unread data resets the connection, answer and all
+                # Most likely a scrape configured with http:// instead of https://: say so, as Go servers do.
+                if first.isalpha():
+                    sock.sendall(_PLAIN_HTTP_ON_TLS_ANSWER)
+                log.debug("plain HTTP on the TLS port refused", extra={"client": client_address[0]})
+                return None
+            connection = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            connection.do_handshake()
+        except (ssl.SSLError, OSError) as exc:  # socket.timeout is an OSError
+            if connection is not None:
+                connection.close()  # it owns the file descriptor now
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            log.debug("TLS handshake failed", extra={"client": client_address[0], "reason": reason})
+            return None
+        connection.settimeout(timeout)
+        return connection
 
     def serve_in_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
@@ -58,7 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         path = self.path.split("?", 1)[0]
-        if path == "/metrics":
+        if path not in PUBLIC_PATHS and not self._authorized():
+            self._send(401, b"unauthorized\n", "text/plain; charset=utf-8",
+                       {"WWW-Authenticate": 'Basic realm="lync-owa-exporter", charset="UTF-8"'})
+        elif path == "/metrics":
             gzip_ok = "gzip" in self.headers.get("Accept-Encoding", "")
             chunks = self.server.cache.render_chunks(accept_gzip=gzip_ok)
             self._send(200, chunks, CONTENT_TYPE, {"Content-Encoding": "gzip"} if gzip_ok else None)
@@ -73,6 +143,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
 
+    def _authorized(self) -> bool:
+        auth = self.server.basic_auth
+        if auth is None or auth.check_header(self.headers.get("Authorization")):
+            return True
+        log.debug("basic authentication failed", extra={"client": self.client_address[0]})  # never the user or password
+        return False
+
     def _send(
         self, status: int, body: bytes | list[bytes], content_type: str, headers: dict[str, str] | None = None
     ) -> None:
@@ -80,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
-        for key, value in (headers or {}).items():
+        for key, value in {**self.server.response_headers, **(headers or {})}.items():
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":

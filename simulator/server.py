@@ -28,6 +28,7 @@ from simulator.http_handler import HostEndpoints
 from simulator.runtime import HostRuntime
 from simulator.scenario import Scenario, resolve_scenario, scenario_names
 from simulator.tls import TlsMaterial
+from simulator.tls_endpoints import TlsServices
 from simulator.transport import Listener, Transport
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class HostInfo:
     port: int
     windows_url: str
     exchange_url: str | None
+    # The host's TLS services (OWA 443, front end 5061, Edge 443/5061): real endpoint "name:port" ->
+    # the loopback address serving it; their certificates chain to tls_ca_file.
+    tls_services: dict[str, str] = dataclasses.field(default_factory=dict)
+    tls_ca_file: str | None = None
 
 
 class Simulator:
@@ -52,6 +57,7 @@ class Simulator:
         username: str = "sim-monitor",
         password: str = "sim-password",
         scale: int | None = None,
+        tls_services: bool = True,
     ) -> None:
         if not username or not password:
             raise ValueError("username and password are required (the hosts use Basic auth)")
@@ -73,6 +79,8 @@ class Simulator:
         self._transport: Transport | None = None
         self._control: ControlServer | None = None
         self._tls: TlsMaterial | None = None
+        self._tls_services_enabled = tls_services
+        self._tls_services: TlsServices | None = None
         self._started = False
 
     # ------------------------------------------------------------ lifecycle
@@ -96,6 +104,9 @@ class Simulator:
                 listener.handler = endpoints.serve
                 self._runtimes[name] = runtime
                 self._listeners[name] = listener
+            if self._tls_services_enabled:
+                self._tls_services = TlsServices(self._estate, self._listen_host)
+                self._tls_services.start()
             self._control.start()
         except Exception:
             self.stop()
@@ -115,6 +126,9 @@ class Simulator:
         if self._transport is not None:
             self._transport.stop()
             self._transport = None
+        if self._tls_services is not None:
+            self._tls_services.stop()
+            self._tls_services = None
         for runtime in self._runtimes.values():
             runtime.drop_shells()
         if self._tls is not None:
@@ -151,8 +165,11 @@ class Simulator:
         for name, listener in self._listeners.items():
             runtime = self._runtimes[name]
             base = f"{scheme}://{self._listen_host}:{listener.port}"
+            services = self._tls_services
             result[name] = HostInfo(name, list(runtime.roles), listener.port, f"{base}/wsman",
-                                    f"{base}/PowerShell" if runtime.is_exchange else None)
+                                    f"{base}/PowerShell" if runtime.is_exchange else None,
+                                    services.endpoints(name) if services else {},
+                                    services.ca_cert_path if services else None)
         return result
 
     def stats(self) -> dict[str, dict[str, int]]:
@@ -167,6 +184,7 @@ class Simulator:
                 "port": info.port,
                 "windows_url": info.windows_url,
                 "exchange_url": info.exchange_url,
+                "tls_services": info.tls_services,
                 "faults": [f.describe() for f in faults.values()],
             }
         return {
@@ -197,6 +215,8 @@ class Simulator:
             runtime.faults.set(made)
             if made.kind == "refuse" and self._transport is not None:
                 self._transport.unbind(self._listeners[host])
+                if self._tls_services is not None:
+                    self._tls_services.refuse(runtime.name)
 
     def clear_faults(self, host: str | None = None) -> None:
         """Clear one host's faults (or every host's); a refused listener binds its port again."""
@@ -209,6 +229,8 @@ class Simulator:
                 listener = self._listeners[name]
                 if was_refused and listener.sock is None and self._transport is not None:
                     self._transport.bind(listener)
+                if was_refused and self._tls_services is not None:
+                    self._tls_services.restore(name)
 
     def thread_count(self) -> int:
         """Threads the simulator's transport runs now (acceptor + connections), for leak checks."""

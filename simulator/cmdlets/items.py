@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import ntpath
 from typing import Any
@@ -21,6 +22,7 @@ from simulator.cmdlets.providers import (
     machine_certificates,
     parent_of,
 )
+from simulator.estate import HostView
 
 _FS_QUALIFIER = "Microsoft.PowerShell.Core\\FileSystem::"
 _REG_QUALIFIER = "Microsoft.PowerShell.Core\\Registry::"
@@ -69,9 +71,29 @@ def _has_wildcard(path: str) -> bool:
 # ---------------------------------------------------------------- objects
 
 
+def _creation_time(view: HostView, item: FsItem) -> dt.datetime | None:
+    """A declared file or folder was created once, at a fixed instant: its relative ``created`` is
+    taken from the estate's start, where other times slide with "now" (a log keeps being written,
+    it does not keep being created). Clients rely on it to tell a file from its replacement."""
+    parent = parent_of(item.path)
+    for dir_path, directory in view.host.windows.directories.items():
+        _, norm = classify(dir_path)
+        if item.is_dir and norm.lower() == item.path.lower():
+            spec = directory.created
+        elif not item.is_dir and parent is not None and norm.lower() == parent.lower():
+            entries = {name.lower(): entry for name, entry in directory.files.items()}
+            entry = entries.get(item.name.lower())
+            spec = entry.created if entry is not None else None
+        else:
+            continue
+        return spec.resolve(view.started_at) if spec is not None else item.created
+    return item.created
+
+
 def fs_object(inv: Invocation, item: FsItem) -> Any:
     view = inv.view
     parent = parent_of(item.path)
+    created = _creation_time(view, item)
     base_name, extension = ntpath.splitext(item.name) if not item.is_dir else (item.name, "")
     adapted: dict[str, Any] = {"Name": item.name}
     if not item.is_dir:
@@ -86,8 +108,8 @@ def fs_object(inv: Invocation, item: FsItem) -> Any:
         "Exists": True,
         "FullName": item.path,
         "Extension": extension,
-        "CreationTime": view.local_dt(item.created),
-        "CreationTimeUtc": view.utc_dt(item.created),
+        "CreationTime": view.local_dt(created),
+        "CreationTimeUtc": view.utc_dt(created),
         "LastAccessTime": view.local_dt(item.modified),
         "LastAccessTimeUtc": view.utc_dt(item.modified),
         "LastWriteTime": view.local_dt(item.modified),
@@ -178,11 +200,12 @@ _PATH_PARAMS = (Param("Path", STRINGS, position=0), Param("LiteralPath", STRINGS
 
 @cmdlet("Get-Item", _CLASSES["Get-Item"], "windows", params=_PATH_PARAMS + (Param("Force", SWITCH),))
 def get_item(inv: Invocation) -> None:
+    literal = inv.has("LiteralPath")  # -LiteralPath never expands wildcards: "[" is a character there
     for raw in _paths(inv):
         provider, path = classify(raw)
         if provider == FILESYSTEM:
             fs = FileSystem(inv.view)
-            if _has_wildcard(path):
+            if not literal and _has_wildcard(path):
                 parent = parent_of(path) or path
                 for item in fs.children(parent):
                     if fnmatch.fnmatchcase(item.name.lower(), ntpath.basename(path).lower()):

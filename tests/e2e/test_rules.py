@@ -158,6 +158,18 @@ def _metrics_used(expr: str, recorded: dict[str, str], seen: frozenset = frozens
     return used
 
 
+def _collector_from_recording_rules(expr: str, seen: frozenset = frozenset()) -> bool:
+    """True when the expression reads only recorded series whose every rule sets a static `collector`
+    (directly, or by reading only such series itself)."""
+    recording = [rule for rule in _rules() if "record" in rule]
+    recorded = {rule["record"] for rule in recording}
+    tokens = set(METRIC_TOKEN.findall(expr))
+    if not tokens or not tokens <= recorded or tokens & seen:
+        return False
+    return all(rule.get("labels", {}).get("collector") or _collector_from_recording_rules(rule["expr"], seen | tokens)
+               for rule in recording if rule["record"] in tokens)
+
+
 def test_domain_alerts_carry_collector_and_never_use_absent():
     """Inhibition needs `collector` on every alert built on a collector's data; absence must not fire them."""
     recorded = {rule["record"]: rule["expr"] for rule in _rules() if "record" in rule}
@@ -168,8 +180,9 @@ def test_domain_alerts_carry_collector_and_never_use_absent():
         if not domain:
             continue
         collector = alert.get("labels", {}).get("collector")
-        if not collector:
-            problems.append(f"{alert['alert']}: uses {sorted(domain)} but has no static `collector` label")
+        if not collector and not _collector_from_recording_rules(alert["expr"]):
+            problems.append(f"{alert['alert']}: uses {sorted(domain)} but has no static `collector` label "
+                            "(on the alert, or on every recording rule it reads)")
         if re.search(r"\babsent(_over_time)?\s*\(", alert["expr"]):
             problems.append(f"{alert['alert']}: a domain alert must not fire from absence (absent())")
     assert problems == [], "\n".join(problems)

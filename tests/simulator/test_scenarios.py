@@ -14,6 +14,8 @@ from tests.simulator.helpers import EDGE01, EX01, FE01, IM_FOLDER, IM_KEY, WEB_C
 SHIPPED = {
     "healthy", "no-event-112", "im-log-missing", "thumbprint-drift", "thumbprint-malformed", "apppool-stopped",
     "cms-replica-stale", "edge-provider-missing", "edge-provider-drift", "cert-expiring", "ucma-missing",
+    "oauth-autodiscover-xml", "oauth-cert-mismatch", "owa-trusted-app-missing", "autodiscover-uri-missing",
+    "trusted-pool-duplicates-um", "owa-im-disabled", "owa-policy-im-disabled",
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from collectors import registry
 from exporter import cli
 from tests.conftest import write_config
 
@@ -22,7 +23,8 @@ def test_run_is_the_default_command_with_go_style_flags():
 
 def test_check_accepts_a_good_configuration(tmp_path, password_env, capsys):
     assert cli.main(["check", "--config.file", str(write_config(tmp_path, GOOD))]) == 0
-    assert "OK, 1 targets, 1 jobs" in capsys.readouterr().out
+    frontend_collectors = sum("lync_frontend" in c.roles for c in registry.ALL_COLLECTORS)
+    assert f"OK, 1 targets, {frontend_collectors} jobs" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

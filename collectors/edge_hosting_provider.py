@@ -1,0 +1,323 @@
+"""Checks H1 and H2: the Exchange Online hosting provider on the Edge, federation, and drift from the CMS.
+
+H1. ``Get-CsHostingProvider -LocalStore`` on an Edge reads the Edge's own replica of the Central
+Management Store, which is what the Edge acts on. The Exchange Online provider (found by its
+ProxyFqdn ``exap.um.outlook.com``, or ``exap.um.partner.outlook.cn`` for Office 365 operated by
+21Vianet, or by the ``identity`` setting) must be there with Enabled, EnabledSharedAddressSpace,
+HostsOCSUsers False, IsLocal False and VerificationLevel UseSourceVerification.
+H2. ``Get-CsAccessEdgeConfiguration -LocalStore``: AllowFederatedUsers must be True.
+
+Drift: where each copy is read. A real Edge is not a domain member and cannot reach the CMS (it only
+holds the replica the front end's File Transfer Agent pushes to it), and a front end cannot read an
+Edge's replica. So the CMS copy is read on a front end and the Edge's copy on the Edge, each by its
+own job with its own target's endpoint and credentials. This collector runs on both roles:
+
+- on a front end it reads the provider from the CMS (``Get-CsHostingProvider``, no -LocalStore) and
+  hands that copy, inside this exporter process, to the Edge jobs;
+- on an Edge it reads its local store and compares it, field by field, with the newest CMS copy.
+
+No job opens a session to another target, so an Edge that refuses or hangs fails only its own job
+and no credential travels between jobs. The comparison is exported by the Edge's own job (``target``
+is the Edge), so every configured Edge is compared without a list of Edges to maintain. A CMS copy
+is used for as long as the data of the job that read it would be served (``staleness_intervals``
+times its interval); without one, the Edge reports ``cms_compared`` 0 and no comparison. On its
+first run an Edge job may start before any front-end job has read the CMS, so it waits for a copy
+(at most ``cms_copy_wait``, within its deadline). One exporter configuration watches one Lync
+organisation (as ``global.lync_pool_fqdn`` already assumes): every front end reads the same CMS.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, cast
+
+from pydantic import Field as SettingField
+from pydantic import field_validator
+
+from collectors.base import CollectContext, Collector, MetricSpec, Sample
+from exporter.config import CollectorSettings, NonNegativeDuration
+from exporter.normalize import Field, Shape
+from exporter.remoting import ErrorKind, RemoteError
+
+PROVIDER_CMDLET = "Get-CsHostingProvider"
+ACCESS_EDGE_CMDLET = "Get-CsAccessEdgeConfiguration"
+LOCAL_STORE = {"LocalStore": None}  # a switch parameter
+EXCHANGE_ONLINE_PROXY_FQDNS = ("exap.um.outlook.com", "exap.um.partner.outlook.cn")
+REQUIRED_VERIFICATION_LEVEL = "usesourceverification"
+# Time kept back from the deadline when waiting for a CMS copy, to hand the result over.
+DEADLINE_MARGIN_SECONDS = 1.0
+
+HOSTING_PROVIDER = Shape(
+    PROVIDER_CMDLET,
+    (
+        Field("Identity", "str", required=False, nullable=True),
+        Field("Name", "str", required=False, nullable=True),
+        Field("ProxyFqdn", "str", nullable=True),
+        Field("VerificationLevel", "str", nullable=True),
+        Field("Enabled", "bool", nullable=True),
+        Field("EnabledSharedAddressSpace", "bool", nullable=True),
+        Field("HostsOCSUsers", "bool", nullable=True),
+        Field("IsLocal", "bool", nullable=True),
+        Field("AutodiscoverUrl", "str", required=False, nullable=True),
+        Field("SipClientPort", "int", required=False, nullable=True),
+    ),
+)
+ACCESS_EDGE = Shape(
+    ACCESS_EDGE_CMDLET,
+    (Field("Identity", "str", required=False, nullable=True), Field("AllowFederatedUsers", "bool", nullable=True)),
+)
+
+# The settings H1 requires, by label value.
+SETTINGS_CHECKED = (
+    "enabled",
+    "shared_address_space",
+    "hosts_ocs_users_false",
+    "is_local_false",
+    "verification_level",
+    "proxy_fqdn",
+)
+# The provider's fields compared between the Edge's copy and the CMS, by label value.
+COMPARED_FIELDS = (
+    "proxy_fqdn",
+    "verification_level",
+    "enabled",
+    "enabled_shared_address_space",
+    "hosts_ocs_users",
+    "is_local",
+    "autodiscover_url",
+    "sip_client_port",
+)
+DRIFT_FIELDS = ("present",) + COMPARED_FIELDS
+
+EDGE_PRESENT = MetricSpec(
+    "lync_owa_edge_hosting_provider_present",
+    "gauge",
+    "1 when the Edge's local store (Get-CsHostingProvider -LocalStore) holds the Exchange Online hosting provider.",
+)
+SETTING_OK = MetricSpec(
+    "lync_owa_edge_hosting_provider_setting_ok",
+    "gauge",
+    "1 when the Edge's copy of the Exchange Online hosting provider has the required value of the setting, else 0.",
+    ("setting",),
+)
+FEDERATION_ENABLED = MetricSpec(
+    "lync_owa_edge_federation_enabled",
+    "gauge",
+    "1 when the Edge's access edge configuration allows federated users (AllowFederatedUsers), else 0.",
+)
+CMS_COMPARED = MetricSpec(
+    "lync_owa_edge_hosting_provider_cms_compared",
+    "gauge",
+    "1 when a fresh CMS copy of the hosting provider, read by a front end's job, was compared with the Edge's copy.",
+)
+MATCHES_CMS = MetricSpec(
+    "lync_owa_edge_hosting_provider_matches_cms",
+    "gauge",
+    "1 when the field of the Edge's copy of the Exchange Online hosting provider equals the CMS, else 0.",
+    ("field",),
+)
+CMS_PRESENT = MetricSpec(
+    "lync_owa_cms_hosting_provider_present",
+    "gauge",
+    "1 when the Central Management Store, read on this front end, holds the Exchange Online hosting provider.",
+)
+
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
+
+
+def _text(value: Any) -> str:
+    """Server text without invisible format characters or surrounding whitespace."""
+    return "" if value is None else _INVISIBLE.sub("", str(value)).strip()
+
+
+def _fqdn(value: Any) -> str:
+    return _text(value).casefold().rstrip(".")
+
+
+class EdgeHostingProviderSettings(CollectorSettings):
+    # Select the provider by its Identity instead of by its ProxyFqdn.
+    identity: str | None = SettingField(default=None, min_length=1)
+    # ProxyFqdn values that mean Exchange Online (worldwide; Office 365 operated by 21Vianet).
+    proxy_fqdns: tuple[str, ...] = SettingField(default=EXCHANGE_ONLINE_PROXY_FQDNS, min_length=1)
+    # On an Edge job's first run: how long to wait for a front end's job to read the CMS.
+    cms_copy_wait: NonNegativeDuration = 5.0
+
+    @field_validator("proxy_fqdns")
+    @classmethod
+    def _normalised_fqdns(cls, fqdns: tuple[str, ...]) -> tuple[str, ...]:
+        normalised = tuple(_fqdn(f) for f in fqdns)
+        if not all(normalised):
+            raise ValueError("proxy_fqdns must not contain an empty name")
+        return normalised
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One hosting provider as read, normalised for checks and comparison."""
+
+    identity: str
+    proxy_fqdn: str
+    verification_level: str  # case-folded enum name
+    enabled: bool | None
+    enabled_shared_address_space: bool | None
+    hosts_ocs_users: bool | None
+    is_local: bool | None
+    autodiscover_url: str  # "" when null
+    sip_client_port: int | None
+
+    @classmethod
+    def from_answer(cls, obj: Mapping[str, Any]) -> "Provider":
+        return cls(
+            identity=_text(obj.get("Identity")) or _text(obj.get("Name")),
+            proxy_fqdn=_fqdn(obj.get("ProxyFqdn")),
+            verification_level=_text(obj.get("VerificationLevel")).casefold(),
+            enabled=obj.get("Enabled"),
+            enabled_shared_address_space=obj.get("EnabledSharedAddressSpace"),
+            hosts_ocs_users=obj.get("HostsOCSUsers"),
+            is_local=obj.get("IsLocal"),
+            autodiscover_url=_text(obj.get("AutodiscoverUrl")),
+            sip_client_port=obj.get("SipClientPort"),
+        )
+
+
+def read_providers(objects: Iterable[Mapping[str, Any]]) -> list[Provider]:
+    """Normalised providers, the first of each identity (identities are case-insensitive)."""
+    providers: dict[str, Provider] = {}
+    for obj in objects:
+        provider = Provider.from_answer(obj)
+        providers.setdefault(provider.identity.casefold(), provider)
+    return list(providers.values())
+
+
+def select_provider(providers: Iterable[Provider], identity: str | None, proxy_fqdns: Iterable[str]) -> Provider | None:
+    """The Exchange Online provider: by Identity when configured, else by ProxyFqdn ("Exchange Online" first)."""
+    providers = list(providers)
+    if identity is not None:
+        wanted = _text(identity).casefold()
+        return next((p for p in providers if p.identity.casefold() == wanted), None)
+    accepted = set(proxy_fqdns)
+    candidates = sorted(
+        (p for p in providers if p.proxy_fqdn in accepted),
+        key=lambda p: (p.identity.casefold() != "exchange online", p.identity.casefold()),
+    )
+    return candidates[0] if candidates else None
+
+
+def setting_checks(provider: Provider, proxy_fqdns: Iterable[str]) -> dict[str, bool]:
+    """Each setting H1 requires -> whether the provider has it (a null value is not the required one)."""
+    return {
+        "enabled": provider.enabled is True,
+        "shared_address_space": provider.enabled_shared_address_space is True,
+        "hosts_ocs_users_false": provider.hosts_ocs_users is False,
+        "is_local_false": provider.is_local is False,
+        "verification_level": provider.verification_level == REQUIRED_VERIFICATION_LEVEL,
+        "proxy_fqdn": provider.proxy_fqdn in set(proxy_fqdns),
+    }
+
+
+def compare_with_cms(local: Provider | None, cms: Provider | None) -> dict[str, bool]:
+    """Field -> equal. When only one copy has the provider, only ``present`` can be compared."""
+    if local is None or cms is None:
+        return {"present": local is None and cms is None}
+    return {"present": True, **{name: getattr(local, name) == getattr(cms, name) for name in COMPARED_FIELDS}}
+
+
+@dataclass(frozen=True)
+class CmsCopy:
+    provider: Provider | None  # None: the CMS has no Exchange Online provider
+    fresh_until: float  # time.monotonic()
+
+
+class CmsCopies:
+    """The newest CMS copy a front-end job of this exporter read, waiting to be compared by Edge jobs."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._copy: CmsCopy | None = None
+
+    def publish(self, copy: CmsCopy) -> None:
+        with self._changed:
+            self._copy = copy
+            self._changed.notify_all()
+
+    def fresh(self) -> CmsCopy | None:
+        with self._changed:
+            return self._fresh_locked()
+
+    def wait_for_fresh(self, timeout: float) -> CmsCopy | None:
+        with self._changed:
+            self._changed.wait_for(lambda: self._fresh_locked() is not None, timeout=max(timeout, 0.0))
+            return self._fresh_locked()
+
+    def _fresh_locked(self) -> CmsCopy | None:
+        copy = self._copy
+        return copy if copy is not None and copy.fresh_until > time.monotonic() else None
+
+
+class EdgeHostingProviderCollector(Collector):
+    name = "edge_hosting_provider"
+    roles = frozenset({"lync_edge", "lync_frontend"})
+    settings_model = EdgeHostingProviderSettings
+    metrics = (EDGE_PRESENT, SETTING_OK, FEDERATION_ENABLED, CMS_COMPARED, MATCHES_CMS, CMS_PRESENT)
+    cmdlets = (("windows", PROVIDER_CMDLET), ("windows", ACCESS_EDGE_CMDLET))
+
+    def __init__(self) -> None:
+        # One per exporter process (the registry's instance), shared by all of this collector's jobs.
+        self.cms_copies = CmsCopies()
+
+    def collect(self, ctx: CollectContext) -> list[Sample]:
+        settings = cast(EdgeHostingProviderSettings, ctx.settings)
+        samples: list[Sample] = []
+        if "lync_frontend" in ctx.target.roles:
+            samples += self._read_cms(ctx, settings)
+        if "lync_edge" in ctx.target.roles:
+            samples += self._read_edge(ctx, settings)
+        return samples
+
+    def _read_cms(self, ctx: CollectContext, settings: EdgeHostingProviderSettings) -> list[Sample]:
+        answer = ctx.run("windows", PROVIDER_CMDLET, None, HOSTING_PROVIDER)
+        provider = select_provider(read_providers(answer.objects), settings.identity, settings.proxy_fqdns)
+        # Served as long as this job's own data would be: the exporter's staleness bound.
+        lifetime = ctx.global_settings.staleness_intervals * settings.interval
+        self.cms_copies.publish(CmsCopy(provider, time.monotonic() + lifetime))
+        return [CMS_PRESENT.sample(1 if provider else 0)]
+
+    def _read_edge(self, ctx: CollectContext, settings: EdgeHostingProviderSettings) -> list[Sample]:
+        local = read_providers(ctx.run("windows", PROVIDER_CMDLET, LOCAL_STORE, HOSTING_PROVIDER).objects)
+        federated = self._allow_federated_users(ctx)
+        provider = select_provider(local, settings.identity, settings.proxy_fqdns)
+        samples = [EDGE_PRESENT.sample(1 if provider else 0), FEDERATION_ENABLED.sample(1 if federated else 0)]
+        if provider is not None:
+            checks = setting_checks(provider, settings.proxy_fqdns)
+            samples += [SETTING_OK.sample(1 if checks[name] else 0, setting=name) for name in SETTINGS_CHECKED]
+        cms = self._cms_copy(ctx, settings)
+        samples.append(CMS_COMPARED.sample(1 if cms else 0))
+        if cms is not None:
+            # Compare the provider the CMS holds under the same identity, whatever its ProxyFqdn says now.
+            if cms.provider is not None:
+                wanted = cms.provider.identity.casefold()
+                provider = next((p for p in local if p.identity.casefold() == wanted), None)
+            drift = compare_with_cms(provider, cms.provider)
+            samples += [MATCHES_CMS.sample(1 if equal else 0, field=name) for name, equal in drift.items()]
+        return samples
+
+    def _allow_federated_users(self, ctx: CollectContext) -> bool:
+        objects = ctx.run("windows", ACCESS_EDGE_CMDLET, LOCAL_STORE, ACCESS_EDGE).objects
+        if not objects:
+            where = f"{ctx.endpoint('windows').where} {ACCESS_EDGE_CMDLET}"
+            raise RemoteError(ErrorKind.SHAPE, where, "answered no access edge configuration (expected Global)")
+        chosen = next((o for o in objects if _text(o.get("Identity")).casefold() == "global"), objects[0])
+        return chosen["AllowFederatedUsers"] is True
+
+    def _cms_copy(self, ctx: CollectContext, settings: EdgeHostingProviderSettings) -> CmsCopy | None:
+        copy = self.cms_copies.fresh()
+        if copy is None and not ctx.memory.get("waited_for_cms_copy"):
+            # Only the first run waits: later, a missing copy means no front-end job succeeds lately.
+            budget = min(settings.cms_copy_wait, ctx.deadline.remaining() - DEADLINE_MARGIN_SECONDS)
+            if budget > 0:
+                copy = self.cms_copies.wait_for_fresh(budget)
+        ctx.memory["waited_for_cms_copy"] = True
+        return copy

@@ -1,0 +1,126 @@
+"""What Exchange tells Lync, read on an Exchange client access server: checks L4 and L2 (Exchange side).
+
+L4. Lync finds Exchange's autodiscover service for OAuth; each client access server publishes
+``AutoDiscoverServiceInternalUri`` (its service connection point), which must be set. Exchange
+2016/2019 read it with ``Get-ClientAccessService``; Exchange 2013 only has ``Get-ClientAccessServer``
+(2016/2019 still have it, deprecated). The new cmdlet is asked first; when the endpoint does not know
+it, the old one, and the choice is remembered for the next runs.
+
+L2. Lync autodiscovers the Exchange servers that host a SipName UM dial plan. ``Get-UMDialPlan``
+(organisation-wide; Exchange 2013/2016 only: 2019 removed Unified Messaging) lists the dial plans with
+their ``URIType`` and ``UMServers``; the servers of the SipName plans are handed, inside this exporter
+process, to the ``lync_topology`` jobs, which look for trusted application pools listing them.
+A SipName plan whose ``UMServers`` is empty (Exchange 2013 and later associate servers through
+``Set-UMService -DialPlans`` instead) contributes no server. An endpoint without ``Get-UMDialPlan``
+hands nothing over, so another Exchange target (2013/2016) of the organisation must be watched too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from collectors.base import CollectContext, Collector, Sample
+from collectors.config_checks import CONFIG_CHECK_OK, check_sample
+from collectors.lync_certificates import clean_text
+from collectors.lync_topology import UM_SERVER_REPORTS, UmServerReports, fqdn, is_http_url
+from exporter.normalize import Field, Shape
+from exporter.remoting import CmdletAnswer, ErrorKind, RemoteError
+
+SERVICE_CMDLET = "Get-ClientAccessService"  # Exchange 2016 and later
+SERVER_CMDLET = "Get-ClientAccessServer"  # Exchange 2013 (deprecated later)
+DIAL_PLAN_CMDLET = "Get-UMDialPlan"  # Exchange 2013 and 2016
+CHECK_INTERNAL_URI = "autodiscover_internal_uri_set"
+SIPNAME = "sipname"
+_CMDLET_MEMORY = "client_access_cmdlet"
+_NO_UM_MEMORY = "no_um_dial_plan_cmdlet"
+
+CLIENT_ACCESS_FIELDS = (
+    Field("Name", "str", required=False, nullable=True),
+    Field("Fqdn", "str", required=False, nullable=True),
+    Field("AutoDiscoverServiceInternalUri", "str", required=False, nullable=True),
+)
+CLIENT_ACCESS = {cmdlet: Shape(cmdlet, CLIENT_ACCESS_FIELDS) for cmdlet in (SERVICE_CMDLET, SERVER_CMDLET)}
+DIAL_PLAN = Shape(
+    DIAL_PLAN_CMDLET,
+    (
+        Field("Name", "str", required=False, nullable=True),
+        Field("URIType", "str", required=False, nullable=True),
+        Field("UMServers", "list", required=False, nullable=True),
+    ),
+)
+
+
+def is_command_not_found(error: RemoteError) -> bool:
+    """The endpoint does not know the cmdlet (another Exchange version, or a JEA role without it)."""
+    return error.kind is ErrorKind.COMMAND and "CommandNotFoundException" in error.message
+
+
+def this_server(objects: list[Mapping[str, Any]], host: str) -> Mapping[str, Any] | None:
+    """The answer's object for ``host`` (by FQDN or short name); a single object is taken as it."""
+    wanted = fqdn(host)
+    for obj in objects:
+        names = {fqdn(obj.get("Fqdn")), fqdn(obj.get("Name"))}
+        if wanted in names or wanted.split(".", 1)[0] in names:
+            return obj
+    return objects[0] if len(objects) == 1 else None
+
+
+def sipname_um_servers(plans: list[Mapping[str, Any]]) -> list[str]:
+    """The UM servers (as Exchange names them: short names or FQDNs) of the SipName dial plans."""
+    servers: list[str] = []
+    for plan in plans:
+        if clean_text(plan.get("URIType")).casefold() != SIPNAME:
+            continue
+        for server in plan.get("UMServers") or []:
+            name = fqdn(server)
+            if name and name not in servers:
+                servers.append(name)
+    return servers
+
+
+class ExchangeTopologyCollector(Collector):
+    name = "exchange_topology"
+    roles = frozenset({"exchange_client_access"})
+    metrics = (CONFIG_CHECK_OK,)
+    cmdlets = (("exchange", SERVICE_CMDLET), ("exchange", SERVER_CMDLET), ("exchange", DIAL_PLAN_CMDLET))
+
+    def __init__(self, um_reports: UmServerReports = UM_SERVER_REPORTS) -> None:
+        self.um_reports = um_reports
+
+    def collect(self, ctx: CollectContext) -> list[Sample]:
+        host = ctx.target.host
+        answer = self._client_access(ctx, {"Identity": host})
+        server = this_server(answer.objects, host)
+        if server is None:
+            where = f"{ctx.endpoint('exchange').where} {ctx.memory.get(_CMDLET_MEMORY)}"
+            raise RemoteError(ErrorKind.SHAPE, where, f"no client access server {host} among {len(answer.objects)}")
+        self._hand_over_um_servers(ctx)
+        return [check_sample(CHECK_INTERNAL_URI, is_http_url(server.get("AutoDiscoverServiceInternalUri")))]
+
+    @staticmethod
+    def _client_access(ctx: CollectContext, parameters: dict[str, str]) -> CmdletAnswer:
+        cmdlet = ctx.memory.get(_CMDLET_MEMORY, SERVICE_CMDLET)
+        try:
+            answer = ctx.run("exchange", cmdlet, parameters, CLIENT_ACCESS[cmdlet])
+        except RemoteError as exc:
+            if cmdlet != SERVICE_CMDLET or not is_command_not_found(exc):
+                raise
+            cmdlet = SERVER_CMDLET
+            answer = ctx.run("exchange", cmdlet, parameters, CLIENT_ACCESS[cmdlet])
+        ctx.memory[_CMDLET_MEMORY] = cmdlet
+        return answer
+
+    def _hand_over_um_servers(self, ctx: CollectContext) -> None:
+        if ctx.memory.get(_NO_UM_MEMORY):
+            return
+        try:
+            plans = ctx.run("exchange", DIAL_PLAN_CMDLET, None, DIAL_PLAN).objects
+        except RemoteError as exc:
+            if not is_command_not_found(exc):
+                raise
+            ctx.memory[_NO_UM_MEMORY] = True  # Exchange 2019: no Unified Messaging; ask no more
+            ctx.log.info("%s does not exist on this endpoint: SipName UM servers are not read here", DIAL_PLAN_CMDLET)
+            return
+        # Used for as long as this job's own data would be served: the exporter's staleness bound.
+        lifetime = ctx.global_settings.staleness_intervals * ctx.settings.interval
+        self.um_reports.publish(sipname_um_servers(plans), lifetime)

@@ -1,0 +1,309 @@
+"""Check E3: OWA's IM settings (server name, certificate thumbprint) against the installed certificates.
+
+Exchange 2013 keeps ``IMServerName`` and ``IMCertificateThumbprint`` in OWA's web.config (read over
+the Windows endpoint; the install path and version come from Exchange's Setup registry key);
+Exchange 2016/2019 keep them in a setting override (``Get-SettingOverride``). The thumbprint must
+name a certificate installed on the server (``Get-ExchangeCertificate``) that has its private key and
+is valid now; the server name must be the Lync pool. The checks are exported in dependency order,
+so a rule can say *why* IM is broken. Every Exchange certificate's validity is exported too, and
+the Exchange Server Auth certificate (``Get-AuthConfig``), whose expiry breaks server-to-server OAuth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field as SettingField
+
+from collectors.base import CollectContext, Collector, MetricSpec, Sample, label_value
+from collectors.file_text import FILE_TEXT
+from collectors.im_settings import (
+    CERTIFICATE_STATUSES,
+    PROBLEM_WEB_CONFIG_MISSING,
+    SETTINGS_PROBLEMS,
+    SOURCE_SETTING_OVERRIDE,
+    SOURCE_WEB_CONFIG,
+    Certificate,
+    ImSettings,
+    certificate_status,
+    evaluate,
+    im_settings_from_overrides,
+    normalise_thumbprint,
+    subject_cn,
+)
+from collectors.owa_webconfig import WebConfigError, parse_im_app_settings
+from exporter.config import CollectorSettings
+from exporter.normalize import Field, Shape
+from exporter.remoting import ErrorKind, RemoteError
+
+SETUP_KEY = r"HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup"
+WEB_CONFIG_RELATIVE = r"ClientAccess\Owa\web.config"
+EXCHANGE_2013 = (15, 0)
+
+SETUP = Shape(
+    "Get-ItemProperty",
+    (Field("MsiInstallPath", "str"), Field("MsiProductMajor", "int"), Field("MsiProductMinor", "int")),
+)
+SETTING_OVERRIDE = Shape(
+    "Get-SettingOverride",
+    (
+        Field("Component", "str", required=False, nullable=True),
+        Field("Section", "str", required=False, nullable=True),
+        Field("Parameters", "list", required=False, nullable=True),
+        Field("Server", "list", required=False, nullable=True),
+    ),
+)
+EXCHANGE_CERTIFICATE = Shape(
+    "Get-ExchangeCertificate",
+    (
+        Field("Thumbprint", "str"),
+        Field("Subject", "str", required=False, nullable=True),
+        Field("NotBefore", "datetime", nullable=True),
+        Field("NotAfter", "datetime", nullable=True),
+        Field("HasPrivateKey", "bool", required=False, nullable=True),
+        Field("PublicKeySize", "int", required=False, nullable=True),
+        Field("Status", "str", required=False, nullable=True),
+    ),
+)
+AUTH_CONFIG = Shape("Get-AuthConfig", (Field("CurrentCertificateThumbprint", "str", required=False, nullable=True),))
+
+CERT_LABELS = ("thumbprint", "subject_cn")
+
+CHECK_OK = MetricSpec(
+    "lync_owa_im_certificate_check_ok",
+    "gauge",
+    "1 when the named E3 check of OWA's IM settings passes, 0 when it fails; a check is absent when the one "
+    "it depends on failed (docs/metrics.md lists the order).",
+    ("check",),
+)
+SOURCE_INFO = MetricSpec(
+    "lync_owa_im_settings_source_info",
+    "gauge",
+    "Always 1; where this server keeps OWA's IM settings (web_config on Exchange 2013, setting_override on 2016+).",
+    ("source",),
+)
+SETTINGS_PROBLEM = MetricSpec(
+    "lync_owa_im_settings_problem",
+    "gauge",
+    "1 for the reason OWA's IM settings could not be read (missing or malformed web.config, conflicting "
+    "setting overrides), 0 for every other reason.",
+    ("problem",),
+)
+IM_CERT_NOT_AFTER = MetricSpec(
+    "lync_owa_im_certificate_not_after_timestamp_seconds",
+    "gauge",
+    "When the certificate IMCertificateThumbprint names expires (absent while it names no installed certificate).",
+)
+CERT_NOT_BEFORE = MetricSpec(
+    "lync_owa_exchange_certificate_not_before_timestamp_seconds",
+    "gauge",
+    "When an Exchange certificate on this server becomes valid (Get-ExchangeCertificate NotBefore).",
+    CERT_LABELS,
+)
+CERT_NOT_AFTER = MetricSpec(
+    "lync_owa_exchange_certificate_not_after_timestamp_seconds",
+    "gauge",
+    "When an Exchange certificate on this server expires (Get-ExchangeCertificate NotAfter).",
+    CERT_LABELS,
+)
+CERT_KEY_SIZE = MetricSpec(
+    "lync_owa_exchange_certificate_public_key_size",
+    "gauge",
+    "Public key size of an Exchange certificate on this server, in bits (PublicKeySize: a key length, not a size "
+    "of data).",
+    CERT_LABELS,
+)
+CERT_PRIVATE_KEY = MetricSpec(
+    "lync_owa_exchange_certificate_has_private_key",
+    "gauge",
+    "1 when the server holds the private key of the Exchange certificate.",
+    CERT_LABELS,
+)
+CERT_STATUS = MetricSpec(
+    "lync_owa_exchange_certificate_status",
+    "gauge",
+    "1 for the certificate's Get-ExchangeCertificate Status, 0 for every other status value.",
+    (*CERT_LABELS, "status"),
+)
+AUTH_FOUND = MetricSpec(
+    "lync_owa_exchange_auth_certificate_found",
+    "gauge",
+    "1 when the Exchange Server Auth certificate (Get-AuthConfig CurrentCertificateThumbprint) is installed "
+    "on this server.",
+)
+AUTH_NOT_AFTER = MetricSpec(
+    "lync_owa_exchange_auth_certificate_not_after_timestamp_seconds",
+    "gauge",
+    "When the Exchange Server Auth certificate expires (absent while it is not found on this server).",
+)
+
+
+class ImCertificateSettings(CollectorSettings):
+    # auto: web.config on Exchange 2013 (version 15.0), the setting override on 2016/2019.
+    source: Literal["auto", "web_config", "setting_override"] = "auto"
+    # The name Exchange knows this server by (-Server, setting override scope); default: the target's host.
+    exchange_server: str | None = SettingField(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.-]+$")
+    # At most this many certificates are exported per server (all of them are still checked).
+    max_certificates: int = SettingField(default=100, ge=1, le=1000)
+
+
+@dataclass(frozen=True)
+class ExchangeSetup:
+    install_path: str
+    version: tuple[int, int]
+
+    @property
+    def web_config_path(self) -> str:
+        return self.install_path.rstrip("\\") + "\\" + WEB_CONFIG_RELATIVE
+
+
+class ImCertificateCollector(Collector):
+    name = "im_certificate"
+    roles = frozenset({"exchange_mailbox"})
+    settings_model = ImCertificateSettings
+    metrics = (
+        CHECK_OK,
+        SOURCE_INFO,
+        SETTINGS_PROBLEM,
+        IM_CERT_NOT_AFTER,
+        CERT_NOT_BEFORE,
+        CERT_NOT_AFTER,
+        CERT_KEY_SIZE,
+        CERT_PRIVATE_KEY,
+        CERT_STATUS,
+        AUTH_FOUND,
+        AUTH_NOT_AFTER,
+    )
+    cmdlets = (
+        ("windows", "Get-ItemProperty"),
+        ("windows", "Get-Content"),
+        ("exchange", "Get-SettingOverride"),
+        ("exchange", "Get-ExchangeCertificate"),
+        ("exchange", "Get-AuthConfig"),
+    )
+
+    def collect(self, ctx: CollectContext) -> list[Sample]:
+        settings: ImCertificateSettings = ctx.settings  # type: ignore[assignment]
+        server = settings.exchange_server or ctx.target.host
+        certificates = self._certificates(ctx, server)
+        im = self._im_settings(ctx, settings.source, server)
+        now = dt.datetime.now(dt.timezone.utc)
+        result = evaluate(im, certificates, ctx.global_settings.lync_pool_fqdn, now)
+
+        samples = [SOURCE_INFO.sample(1, source=im.source)]
+        samples += [SETTINGS_PROBLEM.sample(1 if im.problem == p else 0, problem=p) for p in SETTINGS_PROBLEMS]
+        samples += [CHECK_OK.sample(1 if ok else 0, check=check) for check, ok in result.checks.items()]
+        if result.certificate is not None and result.certificate.not_after is not None:
+            samples.append(IM_CERT_NOT_AFTER.sample(result.certificate.not_after.timestamp()))
+        samples += self._certificate_samples(ctx, certificates, settings.max_certificates)
+        samples += self._auth_samples(ctx, certificates)
+        return samples
+
+    # --- where the IM settings come from ------------------------------------------------------
+    def _im_settings(self, ctx: CollectContext, source: str, server: str) -> ImSettings:
+        if source == "auto":
+            source = SOURCE_WEB_CONFIG if self._setup(ctx).version == EXCHANGE_2013 else SOURCE_SETTING_OVERRIDE
+        if source == SOURCE_SETTING_OVERRIDE:
+            overrides = ctx.run("exchange", "Get-SettingOverride", None, SETTING_OVERRIDE).objects
+            im, note = im_settings_from_overrides(overrides, server), "Get-SettingOverride"
+        else:
+            im, note = self._from_web_config(ctx, self._setup(ctx))
+        # Said once per change, not every run: the metrics carry the state, the log names the file.
+        if (im.problem, note) != ctx.memory.get("logged"):
+            ctx.memory["logged"] = (im.problem, note)
+            if im.problem is not None:
+                ctx.log.warning("OWA IM settings of %s unreadable (%s): %s", ctx.target.host, im.problem, note)
+            elif note.startswith("duplicate"):
+                ctx.log.warning("OWA IM settings of %s: %s", ctx.target.host, note)
+        return im
+
+    def _setup(self, ctx: CollectContext) -> ExchangeSetup:
+        """Install path and version from Exchange's Setup key; read once per job (they change only on reinstall)."""
+        cached = ctx.memory.get("setup")
+        if cached is not None:
+            return cached
+        answer = ctx.run("windows", "Get-ItemProperty", {"Path": SETUP_KEY}, SETUP)
+        if len(answer.objects) != 1 or not answer.objects[0]["MsiInstallPath"].strip():
+            raise RemoteError(ErrorKind.SHAPE, f"{ctx.target.host} Get-ItemProperty",
+                              f"{SETUP_KEY} gave {len(answer.objects)} objects or an empty MsiInstallPath")
+        key = answer.objects[0]
+        setup = ExchangeSetup(key["MsiInstallPath"].strip(), (key["MsiProductMajor"], key["MsiProductMinor"]))
+        ctx.memory["setup"] = setup
+        return setup
+
+    def _from_web_config(self, ctx: CollectContext, setup: ExchangeSetup) -> tuple[ImSettings, str]:
+        """The settings and a note for the log (the file, and what is wrong with it)."""
+        path = setup.web_config_path
+        answer = ctx.run("windows", "Get-Content", {"Path": path, "Raw": True}, FILE_TEXT,
+                         accept_error_ids=("PathNotFound",))
+        if "PathNotFound" in answer.error_ids() and not answer.objects:
+            ctx.memory.pop("setup", None)  # read the install path again next time: it may have moved
+            return ImSettings(SOURCE_WEB_CONFIG, problem=PROBLEM_WEB_CONFIG_MISSING), f"file not found: {path}"
+        parsed = parse_im_app_settings("".join(obj["Text"] for obj in answer.objects))
+        if isinstance(parsed, WebConfigError):
+            return ImSettings(SOURCE_WEB_CONFIG, problem=parsed.problem.value), f"{parsed.detail}: {path}"
+        note = path
+        if parsed.duplicate_keys:
+            note = f"duplicate {', '.join(parsed.duplicate_keys)} (the last one counts): {path}"
+        return ImSettings(SOURCE_WEB_CONFIG, parsed.server_name, parsed.certificate_thumbprint), note
+
+    # --- certificates -------------------------------------------------------------------------
+    def _certificates(self, ctx: CollectContext, server: str) -> dict[str, Certificate]:
+        answer = ctx.run("exchange", "Get-ExchangeCertificate", {"Server": server}, EXCHANGE_CERTIFICATE)
+        certificates: dict[str, Certificate] = {}
+        for obj in answer.objects:
+            thumbprint = normalise_thumbprint(obj["Thumbprint"])
+            if not thumbprint or thumbprint in certificates:
+                continue
+            certificates[thumbprint] = Certificate(
+                thumbprint=thumbprint,
+                subject_cn=subject_cn(obj.get("Subject")) or "none",
+                not_before=obj["NotBefore"],
+                not_after=obj["NotAfter"],
+                has_private_key=obj.get("HasPrivateKey"),
+                public_key_size=obj.get("PublicKeySize"),
+                status=certificate_status(obj.get("Status")),
+            )
+        return certificates
+
+    def _certificate_samples(
+        self, ctx: CollectContext, certificates: dict[str, Certificate], limit: int
+    ) -> list[Sample]:
+        if len(certificates) > limit:
+            ctx.log.warning("%s has %d Exchange certificates; exporting the first %d (max_certificates)",
+                            ctx.target.host, len(certificates), limit)
+        samples: list[Sample] = []
+        exported: set[str] = set()
+        for cert in certificates.values():
+            # Two odd thumbprints could look alike once made label-safe: one series each, never two.
+            label = label_value(cert.thumbprint)
+            if label in exported:
+                continue
+            if len(exported) >= limit:
+                break
+            exported.add(label)
+            labels = {"thumbprint": cert.thumbprint, "subject_cn": cert.subject_cn}
+            if cert.not_before is not None:
+                samples.append(CERT_NOT_BEFORE.sample(cert.not_before.timestamp(), **labels))
+            if cert.not_after is not None:
+                samples.append(CERT_NOT_AFTER.sample(cert.not_after.timestamp(), **labels))
+            if cert.public_key_size is not None:
+                samples.append(CERT_KEY_SIZE.sample(cert.public_key_size, **labels))
+            if cert.has_private_key is not None:
+                samples.append(CERT_PRIVATE_KEY.sample(1 if cert.has_private_key else 0, **labels))
+            samples += [
+                CERT_STATUS.sample(1 if cert.status == status else 0, status=status, **labels)
+                for status in CERTIFICATE_STATUSES
+            ]
+        return samples
+
+    def _auth_samples(self, ctx: CollectContext, certificates: dict[str, Certificate]) -> list[Sample]:
+        answer = ctx.run("exchange", "Get-AuthConfig", None, AUTH_CONFIG)
+        current = answer.objects[0]["CurrentCertificateThumbprint"] if answer.objects else None
+        cert = certificates.get(normalise_thumbprint(current)) if current else None
+        samples = [AUTH_FOUND.sample(1 if cert is not None else 0)]
+        if cert is not None and cert.not_after is not None:
+            samples.append(AUTH_NOT_AFTER.sample(cert.not_after.timestamp()))
+        return samples

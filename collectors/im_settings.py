@@ -1,0 +1,228 @@
+"""What OWA's IM settings (check E3) say, and how to judge them; pure functions, no remoting.
+
+The settings are the Lync pool OWA talks to (``IMServerName``) and the thumbprint of the certificate
+it presents (``IMCertificateThumbprint``). Exchange 2013 keeps them in OWA's web.config (see
+:mod:`collectors.owa_webconfig`); Exchange 2016/2019 in a setting override (component OwaServer,
+section IMSettings) that applies to the whole organisation or to named servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+from collectors.owa_webconfig import KEY_SERVER_NAME, KEY_THUMBPRINT, WebConfigProblem
+
+SOURCE_WEB_CONFIG = "web_config"
+SOURCE_SETTING_OVERRIDE = "setting_override"
+SOURCES = (SOURCE_WEB_CONFIG, SOURCE_SETTING_OVERRIDE)
+
+PROBLEM_WEB_CONFIG_MISSING = "web_config_missing"
+PROBLEM_OVERRIDE_CONFLICT = "setting_override_conflict"
+# Why the settings could not be read: a closed list, so it can be a label.
+SETTINGS_PROBLEMS: tuple[str, ...] = (
+    PROBLEM_WEB_CONFIG_MISSING,
+    *(problem.value for problem in WebConfigProblem),
+    PROBLEM_OVERRIDE_CONFLICT,
+)
+
+OVERRIDE_COMPONENT = "OwaServer"
+OVERRIDE_SECTION = "IMSettings"
+
+# Only these count as whitespace around a thumbprint; an invisible format character such as the
+# U+200E that the certificate MMC copies along is not whitespace: it makes the value malformed.
+_ORDINARY_WHITESPACE = " \t\r\n"
+_THUMBPRINT = re.compile(r"[0-9A-Fa-f]{40}")
+
+
+@dataclass(frozen=True)
+class ImSettings:
+    """The IM settings of one server as configured (values as written; None: not set)."""
+
+    source: str
+    server_name: str | None = None
+    certificate_thumbprint: str | None = None
+    problem: str | None = None  # one of SETTINGS_PROBLEMS when the settings could not be read
+
+
+def clean(value: str | None) -> str:
+    return (value or "").strip(_ORDINARY_WHITESPACE)
+
+
+def thumbprint_well_formed(value: str | None) -> bool:
+    """Exactly 40 hex digits once ordinary whitespace is trimmed; case does not matter."""
+    return _THUMBPRINT.fullmatch(clean(value)) is not None
+
+
+def normalise_thumbprint(value: str | None) -> str:
+    return clean(value).upper()
+
+
+def normalise_fqdn(value: str | None) -> str:
+    return clean(value).rstrip(".").casefold()
+
+
+def server_name_matches_pool(server_name: str | None, pool_fqdn: str) -> bool:
+    name = normalise_fqdn(server_name)
+    return bool(name) and name == normalise_fqdn(pool_fqdn)
+
+
+def subject_cn(subject: str | None) -> str:
+    """The first CN of an X.500 subject ("CN=mail.contoso.com, OU=IT, ..."), or "" when there is none."""
+    for part in re.split(r"(?<!\\),", subject or ""):
+        key, sep, value = part.partition("=")
+        if sep and key.strip().casefold() == "cn":
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value.replace("\\,", ",")
+    return ""
+
+
+# --- setting overrides (Exchange 2016/2019) -----------------------------------------------------
+
+
+def _names(value: Any) -> list[str]:
+    """A multi-valued property as a list of strings, whatever shape it arrived in."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if isinstance(value, list):
+        return [str(item) for item in value if item is not None and str(item).strip()]
+    return []
+
+
+def server_identities(server: str) -> set[str]:
+    """How an override's Server list may name this server: its FQDN or its short name, any case."""
+    name = normalise_fqdn(server)
+    identities = {name}
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        identities.add(name.split(".", 1)[0])
+    return identities
+
+
+def _applies_to(override_servers: list[str], identities: set[str]) -> bool:
+    return any(server_identities(entry) & identities for entry in override_servers)
+
+
+def _parameters(override: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``IMServerName=x`` entries by lower-case key; a key may appear more than once."""
+    found: dict[str, list[str]] = {}
+    for entry in _names(override.get("Parameters")):
+        key, sep, value = entry.partition("=")
+        if sep:
+            found.setdefault(key.strip(_ORDINARY_WHITESPACE).casefold(), []).append(value)
+    return found
+
+
+def im_settings_from_overrides(overrides: Iterable[Mapping[str, Any]], server: str) -> ImSettings:
+    """The IM settings that apply to ``server``: a server-scoped override wins over an organisation-wide one.
+
+    Two overrides of the same scope that give one key different values are a conflict: which one
+    Exchange uses is not something to guess, so the settings are reported unreadable.
+    """
+    identities = server_identities(server)
+    scoped: dict[str, dict[str, list[str]]] = {"server": {}, "organization": {}}
+    for override in overrides:
+        if clean(str(override.get("Component") or "")).casefold() != OVERRIDE_COMPONENT.casefold():
+            continue
+        if clean(str(override.get("Section") or "")).casefold() != OVERRIDE_SECTION.casefold():
+            continue
+        servers = _names(override.get("Server"))
+        if servers and not _applies_to(servers, identities):
+            continue
+        scope = scoped["server" if servers else "organization"]
+        for key, values in _parameters(override).items():
+            scope.setdefault(key, []).extend(values)
+
+    resolved: dict[str, str | None] = {}
+    for key, normalise in ((KEY_SERVER_NAME, normalise_fqdn), (KEY_THUMBPRINT, normalise_thumbprint)):
+        values = scoped["server"].get(key.casefold()) or scoped["organization"].get(key.casefold()) or []
+        if len({normalise(value) for value in values}) > 1:
+            return ImSettings(SOURCE_SETTING_OVERRIDE, problem=PROBLEM_OVERRIDE_CONFLICT)
+        resolved[key] = values[0] if values else None
+    return ImSettings(SOURCE_SETTING_OVERRIDE, resolved[KEY_SERVER_NAME], resolved[KEY_THUMBPRINT])
+
+
+# --- judging the settings against the server's certificates ---------------------------------------
+
+CERTIFICATE_STATUSES = (
+    "DateInvalid",
+    "Invalid",
+    "PendingRequest",
+    "RevocationCheckFailure",
+    "Revoked",
+    "Unknown",
+    "Untrusted",
+    "Valid",
+)
+_STATUS_BY_FOLDED = {status.casefold(): status for status in CERTIFICATE_STATUSES}
+
+# The checks in the order they depend on each other: a check is only judged when the one it rests
+# on passed, so the first failing check is the reason (a malformed thumbprint is not also "no match").
+IM_CHECKS = (
+    "settings_readable",
+    "thumbprint_configured",
+    "thumbprint_well_formed",
+    "thumbprint_matches_certificate",
+    "certificate_has_private_key",
+    "certificate_valid_now",
+    "certificate_status_valid",
+    "server_name_configured",
+    "server_name_matches_pool",
+)
+
+
+def certificate_status(value: object) -> str:
+    """Get-ExchangeCertificate's Status as one of CERTIFICATE_STATUSES (anything else: Unknown)."""
+    return _STATUS_BY_FOLDED.get(clean(str(value) if value is not None else "").casefold(), "Unknown")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """One Exchange certificate, as far as the checks need it."""
+
+    thumbprint: str  # normalised: upper case, no surrounding whitespace
+    subject_cn: str
+    not_before: dt.datetime | None
+    not_after: dt.datetime | None
+    has_private_key: bool | None
+    public_key_size: int | None
+    status: str  # one of CERTIFICATE_STATUSES
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    checks: dict[str, bool]  # only the checks that could be judged, by name (IM_CHECKS)
+    certificate: Certificate | None  # the installed certificate the thumbprint names
+
+
+def evaluate(
+    settings: ImSettings, certificates: Mapping[str, Certificate], pool_fqdn: str | None, now: dt.datetime
+) -> Evaluation:
+    """Judge the IM settings against the certificates installed on the server (by thumbprint)."""
+    checks: dict[str, bool] = {"settings_readable": settings.problem is None}
+    if settings.problem is not None:
+        return Evaluation(checks, None)
+    matched: Certificate | None = None
+    checks["thumbprint_configured"] = bool(clean(settings.certificate_thumbprint))
+    if checks["thumbprint_configured"]:
+        checks["thumbprint_well_formed"] = thumbprint_well_formed(settings.certificate_thumbprint)
+    if checks.get("thumbprint_well_formed"):
+        matched = certificates.get(normalise_thumbprint(settings.certificate_thumbprint))
+        checks["thumbprint_matches_certificate"] = matched is not None
+    if matched is not None:
+        checks["certificate_has_private_key"] = matched.has_private_key is True
+        if matched.not_before is not None and matched.not_after is not None:
+            checks["certificate_valid_now"] = matched.not_before <= now <= matched.not_after
+        checks["certificate_status_valid"] = matched.status == "Valid"
+    checks["server_name_configured"] = bool(clean(settings.server_name))
+    if checks["server_name_configured"] and pool_fqdn:
+        checks["server_name_matches_pool"] = server_name_matches_pool(settings.server_name, pool_fqdn)
+    return Evaluation(checks, matched)

@@ -1,0 +1,122 @@
+"""What the MSExchange OWA events of check E1 add up to: the metrics and the job's running totals.
+
+Both sources of the ``owa_events`` collector (Get-WinEvent on the server, exported .evtx files)
+turn each event into an observation here. Counters live in the job's memory and never decrease;
+an event that was already there when the job started (its first run reads a look-back) sets the
+"last seen" times but is not counted, so an exporter restart does not replay history into rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from collectors.base import MetricSpec, Sample
+from collectors.owa_im_failures import EVENT_ID_IM_INITIALISED, IM_FAILURE_REASONS, im_failure_reason
+
+PROVIDER = "MSExchange OWA"
+EVENT_KINDS = ("im_initialised", "im_failure")
+FAILURE_LEVELS = frozenset({1, 2, 3})  # critical, error, warning
+
+IM_INITIALISED_TIME = MetricSpec(
+    "lync_owa_owa_im_initialised_timestamp_seconds",
+    "gauge",
+    "TimeCreated (UTC) of the newest MSExchange OWA Event 112 (IM endpoint manager initialised); "
+    "absent until one is seen.",
+)
+EVENTS = MetricSpec(
+    "lync_owa_owa_events_total",
+    "counter",
+    "MSExchange OWA events seen since the exporter started: Event 112 (im_initialised) and IM "
+    "initialisation failures (im_failure).",
+    ("event",),
+)
+FAILURES = MetricSpec(
+    "lync_owa_owa_im_failures_total",
+    "counter",
+    "MSExchange OWA IM initialisation failures seen since the exporter started, by reason.",
+    ("reason",),
+)
+LAST_FAILURE_TIME = MetricSpec(
+    "lync_owa_owa_im_last_failure_timestamp_seconds",
+    "gauge",
+    "TimeCreated (UTC) of the newest IM initialisation failure of this reason; 0 while none was seen.",
+    ("reason",),
+)
+RECORDS_SKIPPED = MetricSpec(
+    "lync_owa_evtx_records_skipped_total",
+    "counter",
+    "Event records in .evtx files skipped because they could not be read (always 0 with source remote).",
+)
+CHUNKS_SKIPPED = MetricSpec(
+    "lync_owa_evtx_chunks_skipped_total",
+    "counter",
+    "64 KiB chunks of .evtx files skipped because their signature is damaged (always 0 with source remote).",
+)
+FILES_UNREADABLE = MetricSpec(
+    "lync_owa_evtx_files_unreadable",
+    "gauge",
+    "Files named *.evtx in the folder that could not be read at all at their last scan "
+    "(always 0 with source remote).",
+)
+METRICS = (IM_INITIALISED_TIME, EVENTS, FAILURES, LAST_FAILURE_TIME, RECORDS_SKIPPED, CHUNKS_SKIPPED,
+           FILES_UNREADABLE)
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What one event of the provider means for check E1."""
+
+    kind: str  # one of EVENT_KINDS
+    reason: str | None = None  # one of IM_FAILURE_REASONS for im_failure
+
+
+def meaning_of(event_id: int | None, level: int | None, text: str) -> Meaning | None:
+    """Event 112 is the success; a warning or error whose text is an IM initialisation failure is a
+    failure with its reason; every other event of the provider (OWA writes many) means nothing here."""
+    if event_id == EVENT_ID_IM_INITIALISED:
+        return Meaning("im_initialised")
+    if level in FAILURE_LEVELS:
+        reason = im_failure_reason(text)
+        if reason is not None:
+            return Meaning("im_failure", reason)
+    return None
+
+
+@dataclass
+class Tally:
+    """Running totals of one job; plain data, kept in the job's memory."""
+
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_KINDS, 0))
+    failures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(IM_FAILURE_REASONS, 0))
+    last_failure: dict[str, float] = field(default_factory=lambda: dict.fromkeys(IM_FAILURE_REASONS, 0.0))
+    initialised_at: float | None = None
+    records_skipped: int = 0
+    chunks_skipped: int = 0
+    files_unreadable: int = 0
+
+    def observe(self, meaning: Meaning, when: float, counted: bool) -> bool:
+        """Add one event; True when it is the newest Event 112 so far."""
+        if counted:
+            self.events[meaning.kind] += 1
+        if meaning.kind == "im_failure":
+            reason = meaning.reason if meaning.reason in self.failures else "other"
+            if counted:
+                self.failures[reason] += 1
+            self.last_failure[reason] = max(self.last_failure[reason], when)
+            return False
+        if self.initialised_at is None or when >= self.initialised_at:
+            self.initialised_at = when
+            return True
+        return False
+
+    def samples(self) -> list[Sample]:
+        out: list[Sample] = []
+        if self.initialised_at is not None:
+            out.append(IM_INITIALISED_TIME.sample(self.initialised_at))
+        out += [EVENTS.sample(self.events[kind], event=kind) for kind in EVENT_KINDS]
+        out += [FAILURES.sample(self.failures[reason], reason=reason) for reason in IM_FAILURE_REASONS]
+        out += [LAST_FAILURE_TIME.sample(self.last_failure[reason], reason=reason) for reason in IM_FAILURE_REASONS]
+        out.append(RECORDS_SKIPPED.sample(self.records_skipped))
+        out.append(CHUNKS_SKIPPED.sample(self.chunks_skipped))
+        out.append(FILES_UNREADABLE.sample(self.files_unreadable))
+        return out

@@ -1,0 +1,147 @@
+"""Check E6: IM switched on, with type OCS, on OWA's client-access virtual directories and mailbox policies.
+
+``Get-OwaVirtualDirectory -Server <host>`` lists the server's client-access (front-end) OWA virtual
+directories; back-end ones ("Exchange Back End") are not shown without -ShowMailboxVirtualDirectories
+and are skipped should one appear: IM settings are not recommended there. A new virtual directory
+has InstantMessagingType None, which silently turns IM off. ``Get-OwaMailboxPolicy`` lists the
+organisation's policies: the default one decides for every mailbox without a policy of its own; every
+policy is exported too, so a dashboard shows which ones keep IM off.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field as SettingField
+
+from collectors.base import CollectContext, Collector, MetricSpec, Sample, label_value
+from collectors.config_checks import CONFIG_CHECK_OK, check_sample
+from exporter.config import CollectorSettings
+from exporter.normalize import Field, Shape
+
+IM_TYPE_OCS = "ocs"
+BACK_END_SITE = "exchange back end"
+
+VIRTUAL_DIRECTORY = Shape(
+    "Get-OwaVirtualDirectory",
+    (
+        Field("Identity", "str", required=False, nullable=True),
+        Field("Name", "str", required=False, nullable=True),
+        Field("WebSite", "str", required=False, nullable=True),
+        Field("InstantMessagingEnabled", "bool", nullable=True),
+        Field("InstantMessagingType", "str", nullable=True),
+    ),
+)
+MAILBOX_POLICY = Shape(
+    "Get-OwaMailboxPolicy",
+    (
+        Field("Name", "str", required=False, nullable=True),
+        Field("Identity", "str", required=False, nullable=True),
+        Field("IsDefault", "bool", required=False, nullable=True),
+        Field("InstantMessagingEnabled", "bool", nullable=True),
+        Field("InstantMessagingType", "str", nullable=True),
+    ),
+)
+
+POLICY_IM_ENABLED = MetricSpec(
+    "lync_owa_mailbox_policy_im_enabled",
+    "gauge",
+    "1 when the OWA mailbox policy has InstantMessagingEnabled True.",
+    ("policy",),
+)
+POLICY_IM_TYPE_OCS = MetricSpec(
+    "lync_owa_mailbox_policy_im_type_ocs",
+    "gauge",
+    "1 when the OWA mailbox policy has InstantMessagingType OCS.",
+    ("policy",),
+)
+
+
+class OwaImSettingsSettings(CollectorSettings):
+    # The name Exchange knows this server by (-Server); default: the target's host.
+    exchange_server: str | None = SettingField(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.-]+$")
+    # At most this many mailbox policies are exported one by one (the default policy always is).
+    max_policies: int = SettingField(default=50, ge=1, le=1000)
+
+
+def im_enabled(obj: dict[str, Any]) -> bool:
+    return obj.get("InstantMessagingEnabled") is True
+
+
+def im_type_ocs(obj: dict[str, Any]) -> bool:
+    return (obj.get("InstantMessagingType") or "").strip().casefold() == IM_TYPE_OCS
+
+
+def is_back_end(vdir: dict[str, Any]) -> bool:
+    names = (vdir.get("WebSite"), vdir.get("Name"), vdir.get("Identity"))
+    return any(BACK_END_SITE in (name or "").casefold() for name in names)
+
+
+def policy_name(policy: dict[str, Any]) -> str:
+    return ((policy.get("Name") or policy.get("Identity") or "").strip())
+
+
+def default_policy(policies: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The policy marked IsDefault; without that flag anywhere, the one named "Default" (Exchange's own)."""
+    flagged = [p for p in policies if p.get("IsDefault") is True]
+    if flagged:
+        return min(flagged, key=policy_name)
+    if all(p.get("IsDefault") is None for p in policies):
+        return next((p for p in policies if policy_name(p).casefold() == "default"), None)
+    return None
+
+
+class OwaImSettingsCollector(Collector):
+    name = "owa_im_settings"
+    roles = frozenset({"exchange_client_access"})
+    settings_model = OwaImSettingsSettings
+    metrics = (CONFIG_CHECK_OK, POLICY_IM_ENABLED, POLICY_IM_TYPE_OCS)
+    cmdlets = (("exchange", "Get-OwaVirtualDirectory"), ("exchange", "Get-OwaMailboxPolicy"))
+
+    def collect(self, ctx: CollectContext) -> list[Sample]:
+        settings: OwaImSettingsSettings = ctx.settings  # type: ignore[assignment]
+        server = settings.exchange_server or ctx.target.host
+        return self._virtual_directories(ctx, server) + self._mailbox_policies(ctx, settings.max_policies)
+
+    def _virtual_directories(self, ctx: CollectContext, server: str) -> list[Sample]:
+        answer = ctx.run("exchange", "Get-OwaVirtualDirectory", {"Server": server}, VIRTUAL_DIRECTORY)
+        front_end = [vdir for vdir in answer.objects if not is_back_end(vdir)]
+        if not front_end and not ctx.memory.get("no_vdir_logged"):
+            # A client-access server without an OWA virtual directory serves no OWA, and so no IM.
+            ctx.log.warning("%s has no client-access OWA virtual directory", server)
+        ctx.memory["no_vdir_logged"] = not front_end
+        return [
+            check_sample("owa_vdir_im_enabled", bool(front_end) and all(im_enabled(v) for v in front_end)),
+            check_sample("owa_vdir_im_type_ocs", bool(front_end) and all(im_type_ocs(v) for v in front_end)),
+        ]
+
+    def _mailbox_policies(self, ctx: CollectContext, limit: int) -> list[Sample]:
+        answer = ctx.run("exchange", "Get-OwaMailboxPolicy", None, MAILBOX_POLICY)
+        policies = [p for p in answer.objects if policy_name(p)]
+        default = default_policy(policies)
+        samples: list[Sample] = []
+        if default is not None:
+            samples += [
+                check_sample("owa_mailbox_policy_im_enabled", im_enabled(default)),
+                check_sample("owa_mailbox_policy_im_type_ocs", im_type_ocs(default)),
+            ]
+        else:
+            ctx.log.debug("no default OWA mailbox policy: mailboxes without a policy follow the virtual directory")
+        # The default first, then by name; one series per policy name however the server spells it.
+        ordered = sorted(policies, key=lambda p: (p is not default, policy_name(p).casefold()))
+        seen: set[str] = set()
+        for policy in ordered:
+            name = policy_name(policy)
+            key = label_value(name).casefold()  # names that look alike as labels make one series
+            if key in seen:
+                continue
+            if len(seen) >= limit:
+                if ctx.memory.get("policies_truncated") != len(ordered):
+                    ctx.log.warning("%d OWA mailbox policies; exporting the first %d (max_policies)",
+                                    len(ordered), limit)
+                ctx.memory["policies_truncated"] = len(ordered)
+                break
+            seen.add(key)
+            samples.append(POLICY_IM_ENABLED.sample(1 if im_enabled(policy) else 0, policy=name))
+            samples.append(POLICY_IM_TYPE_OCS.sample(1 if im_type_ocs(policy) else 0, policy=name))
+        return samples

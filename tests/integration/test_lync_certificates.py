@@ -1,0 +1,168 @@
+"""Check L3 through the real path: Get-CsCertificate on the simulated front ends and Edge, over pypsrp."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collectors.config_checks import CONFIG_CHECK_OK
+from collectors.lync_certificates import (
+    CHECK_OAUTH_KEY_SIZE,
+    CHECK_OAUTH_SIP_DOMAIN,
+    KEY_SIZE,
+    NOT_AFTER,
+    NOT_BEFORE,
+    OAUTH_INFO,
+    LyncCertificatesCollector,
+)
+from exporter.remoting import SessionPool
+from simulator.scenario import scenario_names
+from tests.integration.collector_harness import Job
+
+DAY = 86400.0
+TARGETS = ("fe01", "fe02", "edge01")
+FE01_WEB_USES = {"Default", "WebServicesInternal", "WebServicesExternal"}
+OAUTH_THUMBPRINT = "A486523D61BF788600F05F4947FA41A118549469"
+
+
+@pytest.fixture(scope="module")
+def sessions():
+    pool = SessionPool()
+    yield pool
+    pool.close_all(timeout=5)
+
+
+def run(sim, tmp_path, sessions, target, settings=None, **config_kw):
+    job = Job(sim, tmp_path, LyncCertificatesCollector(), target, settings, sessions=sessions, **config_kw)
+    status = job.run()
+    assert status.up, status.last_error
+    return job
+
+
+def by_use(job, metric):
+    """use -> (thumbprint, subject_cn, value)"""
+    return {labels[0]: (labels[1], labels[2], value) for labels, value in job.values(metric).items()}
+
+
+def test_healthy_front_end_exports_each_use_and_its_oauth_certificate(sim, tmp_path, password_env, sessions):
+    job = run(sim, tmp_path, sessions, "fe01")
+    not_after = by_use(job, NOT_AFTER.name)
+    assert set(not_after) == FE01_WEB_USES | {"OAuthTokenIssuer"}
+    now = time.time()
+    thumb, cn, expires = not_after["Default"]
+    assert (thumb, cn) == ("DA23B0C955CD4C326314666149B35BA7CA93E307", "fe01.contoso.com")
+    assert 425 * DAY < expires - now < 435 * DAY
+    assert not_after["OAuthTokenIssuer"][:2] == (OAUTH_THUMBPRINT, "contoso.com")
+    not_before = by_use(job, NOT_BEFORE.name)
+    assert set(not_before) == set(not_after) and all(v[2] < now for v in not_before.values())
+    # Get-CsCertificate reports no key size: nothing exported, nothing judged.
+    assert job.values(KEY_SIZE.name) == {}
+    assert job.values(OAUTH_INFO.name) == {(OAUTH_THUMBPRINT,): 1.0}
+    assert job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0}
+
+
+def test_every_front_end_uses_the_same_oauth_certificate(sim, tmp_path, password_env, sessions):
+    thumbprints = {target: set(run(sim, tmp_path, sessions, target).values(OAUTH_INFO.name))
+                   for target in ("fe01", "fe02")}
+    assert thumbprints["fe01"] == thumbprints["fe02"] == {(OAUTH_THUMBPRINT,)}
+
+
+def test_edge_exports_its_certificates_and_no_oauth_judgement(sim, tmp_path, password_env, sessions):
+    job = run(sim, tmp_path, sessions, "edge01")
+    assert set(by_use(job, NOT_AFTER.name)) == {"AccessEdgeExternal", "DataEdgeExternal", "AudioVideoAuthentication",
+                                                "Internal"}
+    assert by_use(job, NOT_AFTER.name)["AccessEdgeExternal"][1] == "sip.contoso.com"
+    assert job.values(OAUTH_INFO.name) == {} and job.values(CONFIG_CHECK_OK.name) == {}
+
+
+def test_cert_expiring_shows_fe01_web_certificates_at_five_days(sim, tmp_path, password_env, sessions):
+    sim.set_scenario("cert-expiring")
+    not_after = by_use(run(sim, tmp_path, sessions, "fe01"), NOT_AFTER.name)
+    now = time.time()
+    for use in FE01_WEB_USES:
+        assert 4 * DAY < not_after[use][2] - now < 6 * DAY, use
+    assert not_after["OAuthTokenIssuer"][2] - now > 400 * DAY
+
+
+def test_oauth_certificate_mismatch_shows_two_thumbprints(sim, tmp_path, password_env, sessions):
+    sim.set_scenario("oauth-cert-mismatch")
+    jobs = {target: run(sim, tmp_path, sessions, target) for target in ("fe01", "fe02")}
+    infos = {target: set(job.values(OAUTH_INFO.name)) for target, job in jobs.items()}
+    assert infos["fe01"] == {(OAUTH_THUMBPRINT,)}
+    assert infos["fe02"] == {("9C1B7E55D0A24F3E8B6D2C4A1F0E9D8C7B6A5F43",)}
+    # Same subject on both: only the cross-front-end comparison (a Prometheus rule) can tell.
+    assert all(job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0} for job in jobs.values())
+
+
+def test_sip_domain_from_setting_or_pool_fqdn(sim, tmp_path, password_env, sessions):
+    other_domain = run(sim, tmp_path, sessions, "fe01", {"sip_domain": "Fabrikam.com"})
+    assert other_domain.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 0.0}
+    other_pool = run(sim, tmp_path, sessions, "fe01", lync_pool_fqdn="pool01.fabrikam.com")
+    assert other_pool.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 0.0}
+    setting_wins = run(sim, tmp_path, sessions, "fe01", {"sip_domain": "contoso.com"},
+                       lync_pool_fqdn="pool01.fabrikam.com")
+    assert setting_wins.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0}
+    unknown = run(sim, tmp_path, sessions, "fe01", lync_pool_fqdn=None)
+    assert unknown.values(CONFIG_CHECK_OK.name) == {}  # no SIP domain known: not judged
+    assert unknown.values(OAUTH_INFO.name) == {(OAUTH_THUMBPRINT,): 1.0}
+    assert CHECK_OAUTH_KEY_SIZE not in {labels[0] for labels in unknown.values(CONFIG_CHECK_OK.name)}
+
+
+@pytest.mark.parametrize("fault, kind", [("terminating_error", "command"), ("non_terminating_error", "command"),
+                                         ("malformed", "shape")])
+def test_a_failing_server_fails_only_this_job(sim, tmp_path, password_env, sessions, fault, kind):
+    options = {"cmdlet": "Get-CsCertificate"} if fault != "malformed" else {}
+    sim.set_fault("fe01.contoso.com", fault, **options)
+    job = Job(sim, tmp_path, LyncCertificatesCollector(), "fe01", sessions=sessions)
+    status = job.run()
+    assert not status.up and status.last_error_kind == kind and status.error_count(kind) == 1
+    sim.clear_faults("fe01.contoso.com")
+    assert job.run().up
+
+
+# ---------------------------------------------------------------- every scenario flips only what it should
+
+
+def _snapshot(jobs: dict[str, Job]) -> dict[tuple, float]:
+    values = {}
+    for target, job in jobs.items():
+        status = job.run()
+        assert status.up, (target, status.last_error)
+        for sample in status.samples:
+            values[(target, sample.spec.name, sample.label_values)] = sample.value
+    return values
+
+
+def _changed(before: dict[tuple, float], after: dict[tuple, float]) -> set[tuple[str, str]]:
+    """(target, metric) of every series that appeared, vanished or moved (timestamps: by over an hour)."""
+    changed = set()
+    for key in set(before) | set(after):
+        target, metric, _ = key
+        tolerance = 3600 if metric.endswith("_timestamp_seconds") else 0
+        if key not in before or key not in after or abs(before[key] - after[key]) > tolerance:
+            changed.add((target, metric))
+    return changed
+
+
+EXPECTED_CHANGES = {
+    "cert-expiring": {("fe01", NOT_AFTER.name)},
+    "oauth-cert-mismatch": {("fe02", NOT_AFTER.name), ("fe02", NOT_BEFORE.name), ("fe02", OAUTH_INFO.name)},
+}
+
+
+def test_each_scenario_changes_only_its_own_certificate_signals(sim, tmp_path, password_env, sessions):
+    jobs = {target: Job(sim, tmp_path, LyncCertificatesCollector(), target, sessions=sessions) for target in TARGETS}
+    healthy = _snapshot(jobs)
+    assert healthy[("fe01", CONFIG_CHECK_OK.name, (CHECK_OAUTH_SIP_DOMAIN,))] == 1.0
+    assert all(value == 1.0 for (_, metric, _), value in healthy.items() if metric == CONFIG_CHECK_OK.name)
+    for scenario in scenario_names():
+        sim.set_scenario(scenario)
+        assert _changed(healthy, _snapshot(jobs)) == EXPECTED_CHANGES.get(scenario, set()), scenario
+    sim.set_scenario("cert-expiring")
+    fe01 = {labels[0] for (target, metric, labels) in _changed_keys(healthy, _snapshot(jobs)) if target == "fe01"}
+    assert fe01 == FE01_WEB_USES
+
+
+def _changed_keys(before: dict[tuple, float], after: dict[tuple, float]) -> set[tuple]:
+    return {key for key in set(before) & set(after) if abs(before[key] - after[key]) > 3600}
