@@ -116,7 +116,6 @@ class FolderWatch:
     def __init__(self, folder: str, observer: str = "native", poll_interval: float = 1.0) -> None:
         self.folder = os.path.normpath(os.path.abspath(folder))
         self.parent = os.path.dirname(self.folder)
-        self.observer_kind = observer
         self._observer = make_observer(observer, poll_interval)
         self._handler = _Handler(self)
         self._lock = threading.Lock()

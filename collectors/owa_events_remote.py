@@ -5,8 +5,11 @@ Every query names the provider in its XPath filter, so the server never sends th
   none of them is an Event 112, the newest Event 112 however old. They set the "last seen" times and
   the cursor; they are not counted (they happened before the job started).
 - Later runs fetch what is new: ``EventRecordID > high``, oldest first, a page of ``max_events`` at a
-  time. The same filter re-reads the record of the newest Event 112 by its id (one record), so its
-  time is always the server's current answer.
+  time. The same filter re-reads, by RecordId, the newest Event 112 and the newest failure of each
+  reason seen (one record each, usually just the 112), so the times exported are what the log
+  holds now: a failure record that is no longer in the log (cleared) no longer counts as the
+  newest failure, while the time of the last Event 112 is kept (it did happen; a wrapped log
+  loses it while IM works fine).
 - A cleared log starts its RecordIds again from 1, below the cursor. The filter also asks for
   records below the lowest id still remembered that were written since the last query (minus
   a margin for clock skew): in a log that was not cleared there are none, so such a record means
@@ -63,7 +66,7 @@ class RemoteCursor:
 
     high: int | None = None  # the highest RecordId taken in
     remembered: dict[int, None] = field(default_factory=dict)  # recent RecordIds, oldest first
-    initialised_record: int | None = None  # RecordId of the newest Event 112
+    newest: dict[str, int] = field(default_factory=dict)  # Meaning.key -> RecordId of the newest such event
     queried_at: float | None = None  # exporter clock (Unix seconds) when the last answered query was sent
 
     def remember(self, record_id: int) -> None:
@@ -84,15 +87,14 @@ def _system_time(unix: float) -> str:
 
 
 def new_records_filter(cursor: RemoteCursor, since: float, refresh: bool = True) -> str:
-    """The steady-state filter: records above the cursor, the newest 112 again, and records of a
-    cleared log (below every remembered id, written since ``since``)."""
+    """The steady-state filter: records above the cursor, the newest of each kind again, and records
+    of a cleared log (below every remembered id, written since ``since``)."""
     written_since = f"TimeCreated[@SystemTime >= '{_system_time(since)}']"
     if cursor.high is None:
         return xpath(written_since)
     lowest = min(cursor.remembered) if cursor.remembered else cursor.high + 1
-    parts = [f"EventRecordID > {cursor.high}", f"(EventRecordID < {lowest} and {written_since})"]
-    if refresh and cursor.initialised_record is not None:
-        parts.insert(1, f"EventRecordID = {cursor.initialised_record}")
+    again = [f"EventRecordID = {record_id}" for record_id in sorted(set(cursor.newest.values()))] if refresh else []
+    parts = [f"EventRecordID > {cursor.high}", *again, f"(EventRecordID < {lowest} and {written_since})"]
     return xpath(f"({' or '.join(parts)})")
 
 
@@ -120,11 +122,22 @@ def to_record(obj: dict[str, Any]) -> Record | None:
 
 
 def take_in(cursor: RemoteCursor, tally: Tally, records: list[Record], *, counted: bool,
-            log: logging.Logger | logging.LoggerAdapter) -> None:
-    """Add one answer's records to the cursor and the tally (pure: no I/O)."""
+            log: logging.Logger | logging.LoggerAdapter, refreshed: bool = False) -> None:
+    """Add one answer's records to the cursor and the tally (pure: no I/O). ``refreshed``: the query
+    asked again for every record in ``cursor.newest``."""
     records = sorted(records, key=lambda r: r.record_id)
-    refreshed = [r for r in records if r.record_id == cursor.initialised_record and r.event_id == 112]
-    fresh = [r for r in records if r not in refreshed]
+    again = {key: record_id for key, record_id in cursor.newest.items()} if refreshed else {}
+    by_id = {r.record_id: r for r in records}
+    same: set[int] = set()
+    for key, record_id in again.items():
+        record = by_id.get(record_id)
+        if record is not None and record.meaning is not None and record.meaning.key == key:
+            same.add(record_id)
+            tally.set_time(key, record.when)  # the same record: the server's answer is authoritative
+        elif key != "im_initialised":
+            tally.set_time(key, 0.0)  # gone from the log: no longer the newest failure it holds
+            del cursor.newest[key]
+    fresh = [r for r in records if r.record_id not in same]
     if cursor.high is not None and any(r.record_id <= cursor.high and r.record_id not in cursor.remembered
                                        for r in fresh):
         log.info("RecordId went back below %d: the %s log was cleared; reading it from its new records",
@@ -135,9 +148,7 @@ def take_in(cursor: RemoteCursor, tally: Tally, records: list[Record], *, counte
             continue
         cursor.remember(record.record_id)
         if record.meaning is not None and tally.observe(record.meaning, record.when, counted):
-            cursor.initialised_record = record.record_id
-    for record in refreshed:
-        tally.initialised_at = record.when  # the same record: the server's answer is authoritative
+            cursor.newest[record.meaning.key] = record.record_id
 
 
 def _query(ctx: CollectContext, filter_xpath: str, max_events: int, oldest: bool = False) -> list[Record]:
@@ -149,7 +160,8 @@ def _query(ctx: CollectContext, filter_xpath: str, max_events: int, oldest: bool
 
 
 def read(ctx: CollectContext, cursor: RemoteCursor, tally: Tally, lookback: float, max_events: int) -> None:
-    """One run: every query first, then the cursor and the tally change, so a failed call changes nothing."""
+    """One run. An answer changes the cursor and the tally only once its call succeeded (the first
+    run's two calls both), so a failed call leaves them as the last good answer left them."""
     sent = time.time()
     if cursor.queried_at is None:
         recent = _query(ctx, xpath(f"TimeCreated[timediff(@SystemTime) <= {int(lookback * 1000)}]"), max_events)
@@ -161,7 +173,7 @@ def read(ctx: CollectContext, cursor: RemoteCursor, tally: Tally, lookback: floa
     since = cursor.queried_at - CLOCK_SKEW_SECONDS
     for page in range(MAX_PAGES_PER_RUN):
         records = _query(ctx, new_records_filter(cursor, since, refresh=page == 0), max_events, oldest=True)
-        take_in(cursor, tally, records, counted=True, log=ctx.log)
+        take_in(cursor, tally, records, counted=True, log=ctx.log, refreshed=page == 0)
         if len(records) < max_events or ctx.deadline.remaining() < 2:
             break
     else:

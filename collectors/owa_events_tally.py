@@ -69,6 +69,11 @@ class Meaning:
     kind: str  # one of EVENT_KINDS
     reason: str | None = None  # one of IM_FAILURE_REASONS for im_failure
 
+    @property
+    def key(self) -> str:
+        """What its time is kept under: ``im_initialised``, or the failure's reason."""
+        return (self.reason or "other") if self.kind == "im_failure" else self.kind
+
 
 def meaning_of(event_id: int | None, level: int | None, text: str) -> Meaning | None:
     """Event 112 is the success; a warning or error whose text is an IM initialisation failure is a
@@ -95,19 +100,28 @@ class Tally:
     files_unreadable: int = 0
 
     def observe(self, meaning: Meaning, when: float, counted: bool) -> bool:
-        """Add one event; True when it is the newest Event 112 so far."""
+        """Add one event; True when it is the newest of its key (Event 112, or its failure reason)."""
         if counted:
             self.events[meaning.kind] += 1
-        if meaning.kind == "im_failure":
-            reason = meaning.reason if meaning.reason in self.failures else "other"
-            if counted:
-                self.failures[reason] += 1
-            self.last_failure[reason] = max(self.last_failure[reason], when)
-            return False
-        if self.initialised_at is None or when >= self.initialised_at:
-            self.initialised_at = when
+            if meaning.kind == "im_failure":
+                self.failures[meaning.key] += 1
+        newest = self.time_of(meaning.key)
+        if newest is None or when >= newest:
+            self.set_time(meaning.key, when)
             return True
         return False
+
+    def time_of(self, key: str) -> float | None:
+        if key == "im_initialised":
+            return self.initialised_at
+        return self.last_failure[key] or None
+
+    def set_time(self, key: str, when: float) -> None:
+        """The time of the newest event of ``key`` (0 for a failure reason: none)."""
+        if key == "im_initialised":
+            self.initialised_at = when
+        else:
+            self.last_failure[key] = when
 
     def samples(self) -> list[Sample]:
         out: list[Sample] = []

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from simulator.scenario import scenario_names
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.alerting_stack import COLLECTOR_INTERVAL, FOR_SECONDS, SCRAPE_INTERVAL, AlertingStack
 
@@ -26,11 +27,47 @@ PAGE_TIMEOUT = 90.0
 DASHBOARDS_DIR = PROJECT_ROOT / "dashboards"
 
 # scenario -> the alerts it must raise: (alertname, labels the alert must carry with these values).
+def _broken(target: str, reason: str) -> tuple[str, dict[str, str]]:
+    return "LyncOwaIMIntegrationBroken", {"target": target, "reason": reason, "severity": "critical"}
+
+
+def _config_check(target: str, check: str) -> tuple[str, dict[str, str]]:
+    return "LyncOwaConfigCheckFailing", {"target": target, "check": check, "severity": "warning"}
+
+
+def _expiring(target: str, source: str) -> tuple[str, dict[str, str]]:
+    return "LyncOwaCertificateExpiring", {"target": target, "source": source, "severity": "critical"}
+
+
+# scenario -> the alerts it must raise: (alertname, labels the alert must carry with these values).
+# No other alert name may reach the webhook while the scenario is on.
 EXPECTED_PAGES: dict[str, list[tuple[str, dict[str, str]]]] = {
+    "no-event-112": [_broken("ex01", "no_event_112_since_pool_start")],
+    "im-log-missing": [_broken("ex01", "im_log_folder_missing")],
+    "thumbprint-drift": [_broken("ex01", "im_thumbprint_matches_no_certificate")],
+    "thumbprint-malformed": [_broken("ex01", "im_thumbprint_malformed")],
+    "ucma-missing": [_broken("ex01", "ucma_runtime_missing"),
+                     ("LyncOwaIMIntegrationBroken", {"target": "ex01", "reason": "im_initialisation_failing",
+                                                     "failure": "ucma_missing"})],
+    "apppool-stopped": [("LyncOwaOWAAppPoolNotStarted", {"target": "ex01", "severity": "critical"})],
+    "cert-expiring": [_expiring("ex01", "exchange"), _expiring("ex01", "tls"), _expiring("fe01", "lync"),
+                      _expiring("fe01", "tls")],
     "cms-replica-stale": [
         ("LyncOwaCMSReplicaNotUpToDate", {"replica": "edge01.contoso.com", "severity": "warning"}),
         ("LyncOwaCMSReplicaSilent", {"replica": "edge01.contoso.com", "severity": "warning"}),
     ],
+    "edge-provider-missing": [("LyncOwaEdgeHostingProviderMissing", {"target": "edge01", "severity": "critical"})],
+    "edge-provider-drift": [
+        ("LyncOwaEdgeHostingProviderDrift", {"target": "edge01", "field": "enabled_shared_address_space"}),
+        ("LyncOwaEdgeHostingProviderMisconfigured", {"target": "edge01", "setting": "shared_address_space"}),
+    ],
+    "owa-im-disabled": [_config_check("ex02", "owa_vdir_im_type_ocs")],
+    "owa-policy-im-disabled": [_config_check("ex01", "owa_mailbox_policy_im_enabled")],
+    "owa-trusted-app-missing": [_config_check("fe01", "owa_trusted_application_present")],
+    "trusted-pool-duplicates-um": [_config_check("fe01", "trusted_pool_not_duplicating_um")],
+    "oauth-autodiscover-xml": [_config_check("fe01", "oauth_autodiscover_url_svc")],
+    "autodiscover-uri-missing": [_config_check("ex02", "autodiscover_internal_uri_set")],
+    "oauth-cert-mismatch": [("LyncOwaOAuthCertificateInconsistent", {"severity": "warning"})],
 }
 
 TIMES_TO_PAGE: dict[str, float] = {}
@@ -59,6 +96,10 @@ def _wait_quiet(stack: AlertingStack, timeout: float = 60.0) -> None:
         time.sleep(0.5)
     pytest.fail(f"alerts still firing after {timeout:.0f}s on the healthy estate: "
                 f"{[a['labels'] for a in stack.firing_alerts()]}")
+
+
+def test_every_shipped_broken_scenario_is_exercised():
+    assert set(scenario_names()) - {"healthy"} == set(EXPECTED_PAGES)
 
 
 def test_healthy_estate_pages_no_one(stack):
@@ -126,9 +167,17 @@ def _fill_variables(expr: str) -> str:
 
 
 def test_every_dashboard_query_returns_data(stack):
+    """With IM broken on one server, so that the "why" panels have something to show too."""
     _wait_quiet(stack)
     queries = _dashboard_queries()
     assert queries, "no dashboards found"
-    empty = [(file, title, expr) for file, title, expr in queries if not stack.query(_fill_variables(expr))]
+    stack.set_scenario("no-event-112")
+    try:
+        end = time.monotonic() + PAGE_TIMEOUT
+        while not stack.query("lync_owa:im_integration_broken") and time.monotonic() < end:
+            time.sleep(0.5)
+        empty = [(file, title, expr) for file, title, expr in queries if not stack.query(_fill_variables(expr))]
+    finally:
+        stack.set_scenario("healthy")
     assert not empty, "panel queries that return nothing from Prometheus scraping the demo:\n" + "\n".join(
         f"  {file} / {title}: {expr}" for file, title, expr in empty)

@@ -169,9 +169,11 @@ def test_ucma_missing_failures_are_counted_by_reason(sim, remote_job):
     assert last_112(job) < owa_worker_start(sim)
     job.run()  # nothing new: counters stay
     assert failures(job)["ucma_missing"] == 2.0
-    sim.set_scenario("healthy")  # the failures leave the log; counters never decrease
+    sim.set_scenario("healthy")  # healed: the failures are no longer in the log
     job.run()
-    assert failures(job)["ucma_missing"] == 2.0 and events(job)["im_failure"] == 2
+    assert failures(job)["ucma_missing"] == 2.0 and events(job)["im_failure"] == 2  # counters never decrease
+    assert last_failures(job) == dict.fromkeys(IM_FAILURE_REASONS, 0.0)  # no failure newer than the 112 remains
+    assert last_112(job) > owa_worker_start(sim)
 
 
 def test_a_job_started_during_failures_knows_their_time_but_does_not_count_history(sim, remote_job):
@@ -207,9 +209,11 @@ def test_the_second_run_fetches_only_new_records(sim, remote_job):
     new = [obj for obj in call[2].objects if obj["RecordId"] != initialised]
     assert len(new) == 2 and all(obj["RecordId"] > high for obj in new)
     assert all(obj["ProviderName"] == "MSExchange OWA" for obj in call[2].objects)
+    newest_failure = max(obj["RecordId"] for obj in new)
     job.run()
     (call,) = spy.take()
-    assert [obj["RecordId"] for obj in call[2].objects] == [initialised]
+    # Again nothing new: the newest 112 and the newest failure, re-read by RecordId.
+    assert sorted(obj["RecordId"] for obj in call[2].objects) == [initialised, newest_failure]
     assert failures(job)["ucma_missing"] == 2
 
 

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from collectors import registry
 from exporter.config import (
     ROLES,
     CollectorSchema,
@@ -298,7 +299,7 @@ def test_example_config_loads():
     text = example.read_text()
     variables = re.findall(r"^\s*password_env:\s*(\S+)", text, re.MULTILINE)
     assert variables, "the example should take its passwords from the environment"
-    cfg = load_config(example, {"cms_replication": COLLECTORS["cms_replication"]}, {v: SECRET for v in variables})
+    cfg = load_config(example, registry.schemas(), {v: SECRET for v in variables})
 
     roles = {t.name: t.roles for t in cfg.targets}
     assert roles == {
@@ -308,10 +309,14 @@ def test_example_config_loads():
         "fe02": {"lync_frontend"},
         "edge01": {"lync_edge"},
     }
-    assert [(j.collector, j.target.name, j.settings.interval) for j in cfg.jobs()] == [
+    assert [(j.collector, j.target.name, j.settings.interval) for j in cfg.jobs() if j.collector == "cms_replication"] == [
         ("cms_replication", "fe01", 30.0),
         ("cms_replication", "fe02", 60.0),
     ]
+    # Every collector shown in the example is a real one, and each runs on the targets of its roles.
+    assert {j.collector for j in cfg.jobs()} == set(registry.by_name())
+    for job in cfg.jobs():
+        assert job.target.roles & registry.by_name()[job.collector].roles
     assert cfg.target("fe01").collector_settings("cms_replication").jitter == 5.0
     assert cfg.target("edge01").credential.auth == "ntlm"
     assert SECRET not in repr(cfg)

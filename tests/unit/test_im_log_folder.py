@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -10,8 +11,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from collectors.im_log_accounting import DEPARTED_FILE_GRACE_SECONDS, FileState, FolderView, WrittenBytesLedger
-from collectors.im_log_folder import ImLogFolderSettings, listing_of, samples_of
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.im_log_folder import ImLogFolderCollector, ImLogFolderSettings, listing_of, samples_of
+from exporter.normalize import ShapeError
+from exporter.remoting import CmdletAnswer, ErrorKind, ErrorRecordInfo, RemoteError
 
 
 def primed(listing: dict[str, FileState] | None = None, clock=None) -> WrittenBytesLedger:
@@ -291,3 +293,87 @@ def test_bad_settings_are_refused(values):
 )
 def test_good_settings(values):
     ImLogFolderSettings(**values)
+
+
+# --- the remote reading, against canned answers ----------------------------------------------------
+
+SETUP = "Get-ItemProperty"
+LIST = "Get-ChildItem"
+ITEM = "Get-Item"
+IM = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Logging\\OWA\\InstantMessaging"
+
+
+class CannedContext:
+    """Just what the collector's remote path uses of a CollectContext; answers by cmdlet."""
+
+    def __init__(self, answers: dict, **settings) -> None:
+        self.answers = answers  # cmdlet -> (objects, error ids)
+        self.settings = ImLogFolderSettings(**settings)
+        self.memory: dict = {}
+        self.calls: list[tuple[str, dict]] = []
+
+    def endpoint(self, kind):
+        return SimpleNamespace(where="ex01:5985/wsman (Microsoft.PowerShell)")
+
+    def run(self, endpoint_kind, cmdlet, parameters, shape, accept_error_ids=()):
+        self.calls.append((cmdlet, dict(parameters or {})))
+        objects, error_ids = self.answers[cmdlet]
+        assert set(error_ids) <= set(accept_error_ids)
+        try:
+            converted = [shape.convert(o) for o in objects]
+        except ShapeError as exc:  # as the remoting layer reports it
+            raise RemoteError(ErrorKind.SHAPE, cmdlet, str(exc)) from None
+        return CmdletAnswer(converted, [ErrorRecordInfo(e, "", "") for e in error_ids])
+
+
+def log_file(name: str, length: int) -> dict:
+    return {"Name": name, "Length": length, "FullName": f"{IM}\\{name}",
+            "CreationTimeUtc": "2024-05-01T10:00:00.1234567Z", "LastWriteTimeUtc": "2024-05-02T10:00:00.0000000Z"}
+
+
+def metrics_of(ctx) -> dict[str, float]:
+    return {s.spec.name: s.value for s in ImLogFolderCollector().collect(ctx)}
+
+
+def test_the_install_path_is_cleaned_and_read_once():
+    ctx = CannedContext({
+        SETUP: ([{"MsiInstallPath": "\u200e C:\\Program Files\\Microsoft\\Exchange Server\\V15\\ \r\n"}], []),
+        LIST: ([log_file("InstantMessaging_1.LOG", 10)], []),
+    })
+    assert metrics_of(ctx)["lync_owa_im_log_folder_present"] == 1
+    assert ctx.calls[1] == (LIST, {"LiteralPath": IM, "File": None})
+    metrics_of(ctx)
+    assert [cmdlet for cmdlet, _ in ctx.calls] == [SETUP, LIST, LIST]
+
+
+def test_a_missing_setup_key_fails_with_the_way_out():
+    ctx = CannedContext({SETUP: ([], ["PathNotFound"])})
+    with pytest.raises(RemoteError) as caught:
+        metrics_of(ctx)
+    assert caught.value.kind == ErrorKind.COMMAND and "path" in caught.value.message
+
+
+@pytest.mark.parametrize("value", [None, "", "Exchange\\V15", ["C:\\x"]])
+def test_an_unusable_install_path_is_a_shape_error(value):
+    ctx = CannedContext({SETUP: ([{"MsiInstallPath": value}], [])})
+    with pytest.raises(RemoteError) as caught:
+        metrics_of(ctx)
+    assert caught.value.kind == ErrorKind.SHAPE and "MsiInstallPath" in caught.value.message
+
+
+def test_an_absent_folder_looks_at_its_parent_and_reads_the_install_path_again():
+    ctx = CannedContext({
+        SETUP: ([{"MsiInstallPath": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\"}], []),
+        LIST: ([], ["PathNotFound"]),
+        ITEM: ([{"Name": "OWA"}], []),
+    })
+    metrics = metrics_of(ctx)
+    assert metrics["lync_owa_im_log_folder_present"] == 0 and metrics["lync_owa_im_log_parent_folder_present"] == 1
+    assert ctx.calls[2] == (ITEM, {"LiteralPath": IM.rsplit("\\", 1)[0]})
+    assert "install_path" not in ctx.memory
+
+
+def test_a_file_where_the_folder_should_be_is_no_folder():
+    ctx = CannedContext({LIST: ([{**log_file("x", 5), "FullName": IM.upper()}], []), ITEM: ([{"Name": "OWA"}], [])},
+                        path=IM)
+    assert metrics_of(ctx)["lync_owa_im_log_folder_present"] == 0

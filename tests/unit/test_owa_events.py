@@ -87,18 +87,21 @@ def test_filters_name_the_provider_and_parse_as_event_log_xpath():
     assert not _sim_matches(xpath("EventID=112"), provider="MSExchange ADAccess")
 
 
-def test_steady_filter_asks_for_new_records_the_last_112_and_a_cleared_logs_records():
+def test_steady_filter_asks_for_new_records_the_newest_of_each_kind_and_a_cleared_logs_records():
     since = (NOW - dt.timedelta(minutes=6)).timestamp()
-    cursor = RemoteCursor(high=500, remembered={480: None, 500: None}, initialised_record=480)
+    cursor = RemoteCursor(high=500, remembered={480: None, 490: None, 500: None},
+                          newest={"im_initialised": 480, "ucma_missing": 490})
     text = new_records_filter(cursor, since)
-    assert "EventRecordID > 500" in text and "EventRecordID = 480" in text and "EventRecordID < 480" in text
+    assert "EventRecordID > 500" in text and "EventRecordID < 480" in text
+    assert "EventRecordID = 480" in text and "EventRecordID = 490" in text
     old = NOW - dt.timedelta(hours=3)
     assert _sim_matches(text, record_id=501, time=old)  # new
     assert _sim_matches(text, record_id=480, time=old)  # the newest 112 again
+    assert _sim_matches(text, record_id=490, time=old)  # the newest ucma_missing failure again
     assert not _sim_matches(text, record_id=500, time=NOW)  # already taken in
     assert not _sim_matches(text, record_id=470, time=old)  # old
     assert _sim_matches(text, record_id=3, time=NOW)  # written since the last query, below every id: cleared
-    assert "EventRecordID = 480" not in new_records_filter(cursor, since, refresh=False)
+    assert "EventRecordID = " not in new_records_filter(cursor, since, refresh=False)
     empty = new_records_filter(RemoteCursor(), since)
     assert _sim_matches(empty, record_id=7, time=NOW) and not _sim_matches(empty, record_id=7, time=old)
 
@@ -108,24 +111,41 @@ def _rec(record_id: int, event_id: int = 113, when: float = 1000.0, reason: str 
     return Record(record_id, event_id, when, meaning)
 
 
-def test_take_in_counts_new_records_once_and_refreshes_the_last_112():
+def test_take_in_counts_new_records_once_and_rereads_the_newest_of_each_kind():
     cursor, tally = RemoteCursor(), Tally()
     take_in(cursor, tally, [_rec(10, 112, when=500.0)], counted=False, log=LOG)
-    assert cursor.high == 10 and cursor.initialised_record == 10 and tally.events["im_initialised"] == 0
-    take_in(cursor, tally, [_rec(10, 112, when=560.0), _rec(11), _rec(12)], counted=True, log=LOG)
+    assert cursor.high == 10 and cursor.newest == {"im_initialised": 10} and tally.events["im_initialised"] == 0
+    take_in(cursor, tally, [_rec(10, 112, when=560.0), _rec(11, when=800.0), _rec(12, when=900.0)], counted=True,
+            log=LOG, refreshed=True)
     assert tally.failures["ucma_missing"] == 2 and tally.initialised_at == 560.0 and cursor.high == 12
-    take_in(cursor, tally, [_rec(10, 112, when=570.0), _rec(12)], counted=True, log=LOG)  # a repeat
+    assert cursor.newest == {"im_initialised": 10, "ucma_missing": 12} and tally.last_failure["ucma_missing"] == 900
+    # The same records again (the answer's times are the server's): nothing counted twice.
+    take_in(cursor, tally, [_rec(10, 112, when=570.0), _rec(12, when=910.0)], counted=True, log=LOG, refreshed=True)
     assert tally.failures["ucma_missing"] == 2 and tally.events["im_initialised"] == 0
+    assert tally.initialised_at == 570.0 and tally.last_failure["ucma_missing"] == 910.0
+
+
+def test_a_newest_failure_gone_from_the_log_is_no_longer_reported_but_the_last_112_stays():
+    cursor, tally = RemoteCursor(), Tally()
+    take_in(cursor, tally, [_rec(10, 112, when=500.0), _rec(11, when=600.0)], counted=False, log=LOG)
+    take_in(cursor, tally, [], counted=True, log=LOG, refreshed=True)  # both records are gone
+    assert tally.last_failure["ucma_missing"] == 0.0 and "ucma_missing" not in cursor.newest
+    assert tally.initialised_at == 500.0 and cursor.newest == {"im_initialised": 10}
+    take_in(cursor, tally, [], counted=True, log=LOG, refreshed=False)  # a later page asks for nothing again
+    assert tally.initialised_at == 500.0
 
 
 def test_a_cleared_log_is_noticed_and_its_new_records_counted(caplog):
     cursor, tally = RemoteCursor(), Tally()
     take_in(cursor, tally, [_rec(n, when=float(n)) for n in range(990, 1001)], counted=False, log=LOG)
     with caplog.at_level(logging.INFO):
-        take_in(cursor, tally, [_rec(1, when=2000.0), _rec(2, 112, when=2001.0)], counted=True, log=LOG)
+        take_in(cursor, tally, [_rec(1, when=2000.0), _rec(2, 112, when=2001.0)], counted=True, log=LOG,
+                refreshed=True)
     assert "cleared" in caplog.text
-    assert cursor.high == 2 and set(cursor.remembered) == {1, 2} and cursor.initialised_record == 2
+    assert cursor.high == 2 and set(cursor.remembered) == {1, 2}
+    assert cursor.newest == {"im_initialised": 2, "ucma_missing": 1}
     assert tally.failures["ucma_missing"] == 1 and tally.events["im_initialised"] == 1
+    assert tally.last_failure["ucma_missing"] == 2000.0
     take_in(cursor, tally, [_rec(3, when=2002.0)], counted=True, log=LOG)
     assert tally.failures["ucma_missing"] == 2
 
