@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Sequence
 
+from collectors.cmdlet_policy import ParameterPolicy, problem_with
 from exporter.config import CollectorSettings, GlobalSettings, Target
 from exporter.normalize import Shape
 from exporter.remoting import CmdletAnswer, Deadline, EndpointSpec, ErrorKind, RemoteError, SessionPool
@@ -42,7 +43,10 @@ class MetricSpec:
         return Sample(self, tuple(label_value(labels[name]) for name in self.labels), float(value))
 
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+# Controls, invisible and bidi format characters, and lone surrogates (from CLIXML _xD800_ escapes or
+# surrogateescape-decoded file names), which UTF-8 cannot encode: one would break the whole exposition.
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f"
+                            r"\ufeff\ud800-\udfff]")
 MAX_LABEL_CHARS = 128
 
 
@@ -74,6 +78,8 @@ class CollectContext:
     # (endpoint kind, cmdlet) pairs the collector declared; a call outside them is refused, so the
     # JEA role capability generated from the declarations (exporter/jea.py) is never short of one.
     declared_cmdlets: frozenset[tuple[str, str]] | None = None
+    # cmdlet (lower case) -> the parameters the collector declared for it; calls are checked against it.
+    declared_parameters: Mapping[str, ParameterPolicy] | None = None
 
     def endpoint(self, kind: str) -> EndpointSpec:
         endpoint = self.target.endpoint(kind)
@@ -100,6 +106,10 @@ class CollectContext:
         if self.declared_cmdlets is not None and (endpoint_kind, cmdlet.lower()) not in self.declared_cmdlets:
             raise RemoteError(ErrorKind.COMMAND, self.target.host,
                               f"{cmdlet} on the {endpoint_kind} endpoint is not among the collector's declared cmdlets")
+        if self.declared_parameters is not None and cmdlet.lower() in self.declared_parameters:
+            problem = problem_with(cmdlet, parameters, self.declared_parameters[cmdlet.lower()])
+            if problem:
+                raise RemoteError(ErrorKind.COMMAND, self.target.host, problem)
         session = self.sessions.get(self.endpoint(endpoint_kind))
         return session.run(cmdlet, parameters, shape, self.deadline, accept_error_ids=accept_error_ids)
 
@@ -113,9 +123,15 @@ class Collector:
     metrics: ClassVar[tuple[MetricSpec, ...]] = ()
     # Every cmdlet the collector may call, by endpoint kind: the source of the JEA role capability.
     cmdlets: ClassVar[tuple[tuple[str, str], ...]] = ()
+    # Per cmdlet, the parameters it is called with and their allowed values (collectors.cmdlet_policy):
+    # the source of the JEA role capability's parameter restrictions. A cmdlet left out is unrestricted.
+    cmdlet_parameters: ClassVar[Mapping[str, ParameterPolicy]] = {}
 
     def declared_cmdlets(self) -> frozenset[tuple[str, str]]:
         return frozenset((endpoint, cmdlet.lower()) for endpoint, cmdlet in self.cmdlets)
+
+    def declared_parameters(self) -> dict[str, ParameterPolicy]:
+        return {cmdlet.lower(): policy for cmdlet, policy in self.cmdlet_parameters.items()}
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         raise NotImplementedError

@@ -238,6 +238,10 @@ class CmsReplicationCollector(Collector):
         FTA_LAST_SEEN,
     )
     cmdlets = (("windows", CMDLET), ("windows", EVENT_CMDLET))
+    cmdlet_parameters = {
+        CMDLET: {"CentralManagementStoreStatus": None},
+        EVENT_CMDLET: {"FilterHashtable": None, "MaxEvents": None},
+    }
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         settings = cast(CmsReplicationSettings, ctx.settings)

@@ -263,6 +263,7 @@ class EdgeHostingProviderCollector(Collector):
     settings_model = EdgeHostingProviderSettings
     metrics = (EDGE_PRESENT, SETTING_OK, FEDERATION_ENABLED, CMS_COMPARED, MATCHES_CMS, CMS_PRESENT)
     cmdlets = (("windows", PROVIDER_CMDLET), ("windows", ACCESS_EDGE_CMDLET))
+    cmdlet_parameters = {PROVIDER_CMDLET: {"LocalStore": None}, ACCESS_EDGE_CMDLET: {"LocalStore": None}}
 
     def __init__(self) -> None:
         # One per exporter process (the registry's instance), shared by all of this collector's jobs.

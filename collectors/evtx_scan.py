@@ -49,6 +49,7 @@ MAX_BXML_DEPTH = 3  # Windows nests one level (EventData); deeper is a damaged o
 _EPOCH_1601 = datetime(1601, 1, 1, tzinfo=timezone.utc)
 TIME_BUDGET_ERROR = "time budget exhausted"  # how ScanResult.error starts when max_seconds ran out
 _now = time.monotonic  # the budget's clock; tests replace it
+_SLOTS_PER_BUDGET_CHECK = 1024  # listing chunk headers of a 64 GB sparse file takes seconds: check the budget
 
 
 @dataclass(frozen=True)
@@ -238,6 +239,8 @@ class _Scan:
             self.stats.header_ok = header[:8] == FILE_MAGIC
             self.stats.header_dirty = self.stats.header_ok and len(header) >= 0x7C and header[0x78] & 1 == 1
             chunks = self._chunk_headers(f, st.st_size)
+            if not self.complete:  # a huge (sparse) file: scanning part of its chunks could skip events later
+                return self.result(error=f"{TIME_BUDGET_ERROR} while listing {len(chunks)} chunks")
             if not self.stats.header_ok and not chunks:
                 return self.result(error=f"{self.path.name} is not an evtx file (no file or chunk signature)")
             for info in chunks:
@@ -261,8 +264,11 @@ class _Scan:
         if st.st_size < c.size:
             return self._discard("truncated")
         if c.anchor_offset >= 0:
-            anchor = _read_at(f, c.anchor_offset, c.anchor_length)
-            if len(anchor) != c.anchor_length or binascii.crc32(anchor) != c.anchor_crc:
+            # A record lies inside the file and inside one chunk; a cursor saying otherwise (damaged
+            # state) is discarded, not followed: seeking to 10**18 fails on every later scan.
+            fits = 0 < c.anchor_length <= CHUNK_SIZE and c.anchor_offset + c.anchor_length <= st.st_size
+            anchor = _read_at(f, c.anchor_offset, c.anchor_length) if fits else b""
+            if not fits or len(anchor) != c.anchor_length or binascii.crc32(anchor) != c.anchor_crc:
                 return self._discard("replaced")
         return not (st.st_size == c.size and st.st_mtime_ns == c.mtime_ns)
 
@@ -275,6 +281,9 @@ class _Scan:
         found = []
         slots = max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))  # a truncated last slot counts
         for slot in range(slots):
+            if slot % _SLOTS_PER_BUDGET_CHECK == _SLOTS_PER_BUDGET_CHECK - 1 and self.out_of_time():
+                self.complete = False
+                break
             head = _read_at(f, _chunk_offset(slot), CHUNK_HEADER_SIZE).ljust(CHUNK_HEADER_SIZE, b"\0")
             if head[:8] != CHUNK_MAGIC:
                 if head[:8] == bytes(8):

@@ -83,6 +83,7 @@ class ExchangeTopologyCollector(Collector):
     roles = frozenset({"exchange_client_access"})
     metrics = (CONFIG_CHECK_OK,)
     cmdlets = (("exchange", SERVICE_CMDLET), ("exchange", SERVER_CMDLET), ("exchange", DIAL_PLAN_CMDLET))
+    cmdlet_parameters = {SERVICE_CMDLET: {"Identity": None}, SERVER_CMDLET: {"Identity": None}, DIAL_PLAN_CMDLET: {}}
 
     def __init__(self, um_reports: UmServerReports = UM_SERVER_REPORTS) -> None:
         self.um_reports = um_reports

@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import Field as SettingField
 
+from collectors.cmdlet_policy import Matching, OneOf
 from collectors.base import CollectContext, Collector, MetricSpec, Sample, label_value
 from collectors.file_text import FILE_TEXT
 from collectors.im_settings import (
@@ -183,6 +184,14 @@ class ImCertificateCollector(Collector):
         ("exchange", "Get-ExchangeCertificate"),
         ("exchange", "Get-AuthConfig"),
     )
+    cmdlet_parameters = {
+        "Get-ItemProperty": {"Path": OneOf((SETUP_KEY,))},
+        # Only OWA's web.config, wherever Exchange is installed.
+        "Get-Content": {"Path": Matching(r"[a-z]:\\.*\\ClientAccess\\Owa\\web\.config"), "Raw": None},
+        "Get-SettingOverride": {},
+        "Get-ExchangeCertificate": {"Server": None},
+        "Get-AuthConfig": {},
+    }
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         settings: ImCertificateSettings = ctx.settings  # type: ignore[assignment]

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import Field as SettingField
 from pydantic import model_validator
 
+from collectors.cmdlet_policy import OneOf
 from collectors.base import CollectContext, Collector, MetricSpec, Sample
 from collectors.im_log_accounting import FileState, FolderView, WrittenBytesLedger
 from collectors.im_log_watch import FolderWatch
@@ -108,6 +109,12 @@ class ImLogFolderCollector(Collector):
     settings_model = ImLogFolderSettings
     metrics = (PRESENT, PARENT_PRESENT, FILES, BYTES, NEWEST_WRITE, WRITTEN)
     cmdlets = (("windows", "Get-ItemProperty"), ("windows", "Get-ChildItem"), ("windows", "Get-Item"))
+    # The folder is configurable (`path`), so its value cannot be pinned; the registry key can.
+    cmdlet_parameters = {
+        "Get-ItemProperty": {"LiteralPath": OneOf((EXCHANGE_SETUP_KEY,))},
+        "Get-ChildItem": {"LiteralPath": None, "File": None},
+        "Get-Item": {"LiteralPath": None},
+    }
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         settings: ImLogFolderSettings = ctx.settings  # type: ignore[assignment]

@@ -247,6 +247,7 @@ class LyncCertificatesCollector(Collector):
     settings_model = LyncCertificateSettings
     metrics = (NOT_AFTER, NOT_BEFORE, KEY_SIZE, OAUTH_INFO, CONFIG_CHECK_OK)
     cmdlets = (("windows", CMDLET),)
+    cmdlet_parameters = {CMDLET: {}}
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         answer = ctx.run("windows", CMDLET, None, CERTIFICATE)

@@ -278,6 +278,7 @@ class LyncTopologyCollector(Collector):
     settings_model = LyncTopologySettings
     metrics = (CONFIG_CHECK_OK,)
     cmdlets = (("windows", POOL_CMDLET), ("windows", APPLICATION_CMDLET), ("windows", OAUTH_CMDLET))
+    cmdlet_parameters = {POOL_CMDLET: {}, APPLICATION_CMDLET: {}, OAUTH_CMDLET: {}}
 
     def __init__(self, resolver: Resolver = resolve, um_reports: UmServerReports = UM_SERVER_REPORTS) -> None:
         # Injectable so tests can decide what resolves without a DNS server.

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from pydantic import Field as SettingField
 from pydantic import StrictBool, ValidationInfo, field_validator
 
+from collectors.cmdlet_policy import OneOf
 from collectors.base import CollectContext, Collector, MetricSpec, Sample
 from collectors.http_probe import probe
 from collectors.iis_workers import pool_workers
@@ -131,6 +132,10 @@ class OwaAppPoolCollector(Collector):
     settings_model = OwaAppPoolSettings
     metrics = (STATE, WORKER_RUNNING, WORKER_START, HEALTHCHECK_UP, HEALTHCHECK_STATUS)
     cmdlets = (("windows", STATE_CMDLET), ("windows", PROCESS_CMDLET))
+    cmdlet_parameters = {
+        STATE_CMDLET: {"Name": None},  # the pool name is a setting
+        PROCESS_CMDLET: {"ClassName": OneOf(("Win32_Process",)), "Filter": OneOf((_W3WP_FILTER,))},
+    }
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         settings: OwaAppPoolSettings = ctx.settings  # type: ignore[assignment]

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from collectors import owa_events_remote
+from collectors.cmdlet_policy import OneOf
 from collectors.base import CollectContext, Collector, Sample
 from collectors.evtx_watch import FolderWatch
 from collectors.owa_events_files import SAFETY_SECONDS, FolderReader, FolderState
@@ -72,6 +73,10 @@ class OwaEventsCollector(Collector):
     settings_model = OwaEventsSettings
     metrics = METRICS
     cmdlets = (("windows", owa_events_remote.CMDLET),)
+    cmdlet_parameters = {
+        owa_events_remote.CMDLET: {"LogName": OneOf((owa_events_remote.LOG_NAME,)), "FilterXPath": None,
+                                   "MaxEvents": None, "Oldest": None},
+    }
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         settings = ctx.settings

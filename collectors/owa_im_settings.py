@@ -97,6 +97,7 @@ class OwaImSettingsCollector(Collector):
     settings_model = OwaImSettingsSettings
     metrics = (CONFIG_CHECK_OK, POLICY_IM_ENABLED, POLICY_IM_TYPE_OCS)
     cmdlets = (("exchange", "Get-OwaVirtualDirectory"), ("exchange", "Get-OwaMailboxPolicy"))
+    cmdlet_parameters = {"Get-OwaVirtualDirectory": {"Server": None}, "Get-OwaMailboxPolicy": {}}
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         settings: OwaImSettingsSettings = ctx.settings  # type: ignore[assignment]

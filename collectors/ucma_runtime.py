@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from collectors.cmdlet_policy import Matching, OneOf
 from collectors.base import CollectContext, Collector, Sample
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
 from exporter.normalize import Field, Shape
@@ -69,6 +70,10 @@ class UcmaRuntimeCollector(Collector):
     roles = frozenset({"exchange_mailbox"})
     metrics = (CONFIG_CHECK_OK,)
     cmdlets = (("windows", REGISTRY_CMDLET), ("windows", ITEM_CMDLET))
+    cmdlet_parameters = {
+        REGISTRY_CMDLET: {"Path": OneOf((IM_KEY,))},
+        ITEM_CMDLET: {"LiteralPath": Matching(r".*\\Microsoft\.Rtc\.Internal\.Ucweb\.dll")},
+    }
 
     def collect(self, ctx: CollectContext) -> list[Sample]:
         key = ctx.run("windows", REGISTRY_CMDLET, {"Path": IM_KEY}, REGISTRY_KEY, accept_error_ids=_NOT_FOUND_IDS)

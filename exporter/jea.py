@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from collectors.base import Collector
+from collectors.cmdlet_policy import Matching, OneOf, Rule, merge
 
 ROLE_NAME = "LyncOwaExporter"
 READ_VERBS = ("Get-", "Test-")
@@ -40,6 +41,42 @@ def declared(collectors: Iterable[Collector]) -> dict[str, dict[str, list[str]]]
             for endpoint, cmdlets in sorted(table.items())}
 
 
+def parameter_policies(collectors: Iterable[Collector], endpoint: str) -> dict[str, dict[str, Rule]]:
+    """cmdlet -> parameter -> merged rule, for cmdlets every calling collector declared parameters for.
+
+    A cmdlet some collector calls without a declaration stays unrestricted (listed by name only).
+    """
+    collectors = list(collectors)
+    merged: dict[str, dict[str, Rule]] = {}
+    for cmdlet in declared(collectors).get(endpoint, {}):
+        users = [c for c in collectors if (endpoint, cmdlet) in c.cmdlets]
+        policies = [next((p for name, p in c.cmdlet_parameters.items() if name.lower() == cmdlet.lower()), None)
+                    for c in users]
+        if any(policy is None for policy in policies):
+            continue
+        names: dict[str, list[Rule]] = {}
+        for policy in policies:
+            for name, rule in policy.items():  # type: ignore[union-attr]
+                names.setdefault(name, []).append(rule)
+        merged[cmdlet] = {name: merge(rules) for name, rules in sorted(names.items())}
+    return merged
+
+
+def _visible_cmdlet(cmdlet: str, policy: dict[str, Rule] | None) -> str:
+    """A VisibleCmdlets entry: the name alone, or a hashtable restricting parameters and values."""
+    if not policy:  # undeclared, or declared without parameters: nothing to restrict beyond the name
+        return _quote(cmdlet)
+    parameters = []
+    for name, rule in policy.items():
+        if isinstance(rule, OneOf):
+            parameters.append(f"@{{ Name = {_quote(name)}; ValidateSet = {', '.join(_quote(v) for v in rule.values)} }}")
+        elif isinstance(rule, Matching):
+            parameters.append(f"@{{ Name = {_quote(name)}; ValidatePattern = {_quote('^(?:' + rule.pattern + ')$')} }}")
+        else:
+            parameters.append(f"@{{ Name = {_quote(name)} }}")
+    return f"@{{ Name = {_quote(cmdlet)}; Parameters = {', '.join(parameters)} }}"
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -56,9 +93,10 @@ def role_capability(collectors: Iterable[Collector]) -> str:
         "    Description = 'Read-only monitoring of Lync/Skype for Business and Exchange IM integration for OWA'",
         "    VisibleCmdlets = @(",
     ]
+    policies = parameter_policies(collectors, "windows")
     for i, (cmdlet, users) in enumerate(windows.items()):
         comma = "," if i < len(windows) - 1 else ""
-        lines.append(f"        {_quote(cmdlet)}{comma}  # {', '.join(users)}")
+        lines.append(f"        {_visible_cmdlet(cmdlet, policies.get(cmdlet))}{comma}  # {', '.join(users)}")
     lines += ["    )", "}"]
     return "\n".join(lines) + "\n"
 

@@ -29,6 +29,10 @@ _DOTNET_DATETIME = re.compile(
 MAX_STRING_CHARS = 64 * 1024
 MAX_LIST_ITEMS = 10_000
 MAX_DEPTH = 8
+# CLIXML <Ref> makes pypsrp hand over one object at many places: without a total per answer
+# object, a few KiB of shared references would expand into billions of values.
+MAX_VALUES = 100_000
+MAX_TOTAL_CHARS = 16 * 1024 * 1024
 
 
 class ShapeError(ValueError):
@@ -46,52 +50,74 @@ def parse_dotnet_datetime(text: str) -> dt.datetime:
     if not match:
         raise ShapeError(f"not a DateTime: {text[:60]!r}")
     frac = (match.group("frac") or "0")[:6].ljust(6, "0")
-    naive = dt.datetime.fromisoformat(f"{match.group('date')}T{match.group('time')}.{frac}")
-    tz = match.group("tz")
-    if tz in (None, "Z"):
-        return naive.replace(tzinfo=dt.timezone.utc)
-    sign = 1 if tz[0] == "+" else -1
-    hours, minutes = int(tz[1:3]), int(tz[4:6])
-    offset = dt.timedelta(hours=hours, minutes=minutes) * sign
-    return naive.replace(tzinfo=dt.timezone(offset)).astimezone(dt.timezone.utc)
+    try:  # the pattern admits month 13, hour 25, offset +99:00, and 9999-12-31 west of UTC overflows
+        naive = dt.datetime.fromisoformat(f"{match.group('date')}T{match.group('time')}.{frac}")
+        tz = match.group("tz")
+        if tz in (None, "Z"):
+            return naive.replace(tzinfo=dt.timezone.utc)
+        sign = 1 if tz[0] == "+" else -1
+        hours, minutes = int(tz[1:3]), int(tz[4:6])
+        offset = dt.timedelta(hours=hours, minutes=minutes) * sign
+        return naive.replace(tzinfo=dt.timezone(offset)).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):
+        raise ShapeError(f"not a valid DateTime: {text[:60]!r}") from None
 
 
 def _is_enum(obj: Any) -> bool:
     return "System.Enum" in (getattr(obj, "types", None) or [])
 
 
-def _multi_valued_items(obj: Any) -> list[str] | None:
+def _multi_valued_items(obj: Any, budget: "_Budget") -> list[str] | None:
     """Items of an Exchange MultiValuedProperty that pypsrp could not deserialise, else None."""
     for raw in getattr(obj, "property_sets", None) or []:
         # Only CLIXML lists qualify; a DTD or entity in one is refused by defusedxml below.
         if isinstance(raw, str) and raw.lstrip().startswith("<") and "<LST" in raw[:4096]:
+            budget.spend(len(raw))  # parsing is the cost, whatever it yields
             try:
                 root = SafeET.fromstring(raw)
             except Exception as exc:  # defusedxml raises several types for hostile input
                 raise ShapeError(f"unreadable multi-valued property: {type(exc).__name__}") from None
-            return [(child.text or "") for child in list(root)[:MAX_LIST_ITEMS]]
+            return [(child.text or "")[:MAX_STRING_CHARS] for child in list(root)[:MAX_LIST_ITEMS]]
     return None
 
 
-def to_plain(value: Any, depth: int = 0) -> Any:
+class _Budget:
+    """What one answer object may still expand to (values and characters)."""
+
+    def __init__(self) -> None:
+        self.values = MAX_VALUES
+        self.chars = MAX_TOTAL_CHARS
+
+    def spend(self, chars: int = 0) -> None:
+        self.values -= 1
+        self.chars -= chars
+        if self.values < 0 or self.chars < 0:
+            raise ShapeError(f"answer expands to more than {MAX_VALUES} values or {MAX_TOTAL_CHARS} characters")
+
+
+def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
     """Generic conversion of any deserialised value into plain Python values."""
+    budget = budget or _Budget()
     if depth > MAX_DEPTH:
         raise ShapeError("answer nested too deeply")
     if isinstance(value, str):
+        budget.spend(min(len(value), MAX_STRING_CHARS))
         return value[:MAX_STRING_CHARS]
+    budget.spend()
     if isinstance(value, PLAIN_SCALARS):
         return value
     if isinstance(value, (list, tuple)):
         if len(value) > MAX_LIST_ITEMS:
             raise ShapeError(f"list of {len(value)} items exceeds {MAX_LIST_ITEMS}")
-        return [to_plain(item, depth + 1) for item in value]
+        return [to_plain(item, depth + 1, budget) for item in value]
     if isinstance(value, Mapping):
-        return {str(k)[:256]: to_plain(v, depth + 1) for k, v in list(value.items())[:MAX_LIST_ITEMS]}
+        return {str(k)[:256]: to_plain(v, depth + 1, budget) for k, v in list(value.items())[:MAX_LIST_ITEMS]}
     if isinstance(value, (bytes, bytearray)):
+        budget.spend(min(len(value), MAX_STRING_CHARS))
         return bytes(value[:MAX_STRING_CHARS])
     if _is_enum(value):
         return str(value)
-    items = _multi_valued_items(value)
+    items = _multi_valued_items(value, budget)
     if items is not None:
         return items
     adapted = getattr(value, "adapted_properties", None)
@@ -100,10 +126,12 @@ def to_plain(value: Any, depth: int = 0) -> Any:
         props: dict[str, Any] = {}
         for source in (adapted or {}, extended or {}):
             for key, item in source.items():
-                props[str(key)[:256]] = to_plain(item, depth + 1)
+                props[str(key)[:256]] = to_plain(item, depth + 1, budget)
         return props
     # Anything else (a UUID, a pypsrp helper object): its string form is the honest plain value.
-    return str(value)[:MAX_STRING_CHARS]
+    text = str(value)[:MAX_STRING_CHARS]
+    budget.spend(len(text))
+    return text
 
 
 @dataclass(frozen=True)
@@ -161,7 +189,7 @@ def _coerce(cmdlet: str, spec: Field, value: Any) -> Any:
             raise ShapeError(f"{where}: expected a number, got {type(value).__name__}")
         try:
             return int(value) if kind == "int" else float(value)
-        except ValueError:
+        except (ValueError, OverflowError):  # "x", int(inf), float(10**400)
             raise ShapeError(f"{where}: expected a number, got {str(value)[:40]!r}") from None
     if kind == "datetime":
         if not isinstance(value, str):

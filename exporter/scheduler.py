@@ -96,6 +96,7 @@ class JobRunner:
             log=self.log,
             global_settings=self.global_settings,
             declared_cmdlets=self.collector.declared_cmdlets(),
+            declared_parameters=self.collector.declared_parameters(),
         )
         try:
             outcome.samples = self.collector.collect(ctx)

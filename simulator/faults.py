@@ -11,6 +11,9 @@ setting a fault of a kind already active replaces it.
 - ``hang``: requests are read and never answered until the fault is cleared or the simulator stops.
 - ``malformed``: Receive responses carry a corrupt PSRP fragment (the client's PSRP parser fails).
 - ``malformed_soap``: every answer is HTTP 200 with a body that is not XML.
+- ``huge``: every answer is HTTP 200, chunked, a SOAP envelope that never closes, ``size_mb`` MiB long
+  (default 4096), generated as it is written (never held in memory). ``bytes_sent``/``streams_open``
+  in its description say how much really left the simulator, to prove a client stopped reading.
 - ``non_terminating_error``: the cmdlet writes an ErrorRecord and still completes (``output``: still
   write its objects too, default true).
 - ``terminating_error``: the pipeline ends Failed with an ErrorRecord.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any
+from typing import Any, Iterator
 
 KINDS = (
     "latency",
@@ -31,10 +34,47 @@ KINDS = (
     "hang",
     "malformed",
     "malformed_soap",
+    "huge",
     "non_terminating_error",
     "terminating_error",
 )
 _COMMAND_FAULTS = ("non_terminating_error", "terminating_error")
+HUGE_DEFAULT_MB = 4096
+_HUGE_PIECE = 64 * 1024
+_HUGE_HEAD = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+              b'xmlns:rsp="http://schemas.microsoft.com/wbem/wsman/1/windows/shell"><s:Header/><s:Body>'
+              b'<rsp:ReceiveResponse><rsp:Stream Name="stdout">')
+
+
+class StreamCounter:
+    """Bytes a ``huge`` fault really wrote to clients, and how many such answers are still being written."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.bytes_sent = 0
+        self.streams_open = 0
+
+    def opened(self) -> None:
+        with self._lock:
+            self.streams_open += 1
+
+    def closed(self) -> None:
+        with self._lock:
+            self.streams_open -= 1
+
+    def add(self, count: int) -> None:
+        with self._lock:
+            self.bytes_sent += count
+
+
+def huge_body(total: int) -> Iterator[bytes]:
+    """``total`` bytes of an endless-looking SOAP answer, piece by piece; only one piece ever exists."""
+    yield _HUGE_HEAD
+    filler = b"A" * _HUGE_PIECE
+    left = total - len(_HUGE_HEAD)
+    while left > 0:
+        yield filler if left >= _HUGE_PIECE else filler[:left]
+        left -= _HUGE_PIECE
 
 
 class FaultError(ValueError):
@@ -48,9 +88,14 @@ class Fault:
     open_latency_ms: int = 0
     cmdlet: str | None = None
     output: bool = True
+    size_mb: int = HUGE_DEFAULT_MB
+    counter: StreamCounter = dataclasses.field(default_factory=StreamCounter, compare=False, repr=False)
 
     def describe(self) -> dict[str, Any]:
         data: dict[str, Any] = {"fault": self.kind}
+        if self.kind == "huge":
+            data.update(size_mb=self.size_mb, bytes_sent=self.counter.bytes_sent,
+                        streams_open=self.counter.streams_open)
         if self.kind == "latency":
             data["latency_ms"] = self.latency_ms
             if self.open_latency_ms:
@@ -66,7 +111,7 @@ def make_fault(kind: str, **options: Any) -> Fault:
     if kind not in KINDS:
         raise FaultError(f"unknown fault {kind!r}; known: {', '.join(KINDS)}")
     allowed = {"latency": {"latency_ms", "open_latency_ms"}, "non_terminating_error": {"cmdlet", "output"},
-               "terminating_error": {"cmdlet"}}.get(kind, set())
+               "terminating_error": {"cmdlet"}, "huge": {"size_mb"}}.get(kind, set())
     given = {k for k, v in options.items() if v is not None}
     unexpected = given - allowed
     if unexpected:
@@ -88,7 +133,11 @@ def make_fault(kind: str, **options: Any) -> Fault:
     output = True if output is None else output
     if not isinstance(output, bool):
         raise FaultError(f"output must be true or false, got {output!r}")
-    return Fault(kind, int(latency or 0), int(open_latency), cmdlet, output)
+    size_mb = options.get("size_mb")
+    size_mb = HUGE_DEFAULT_MB if size_mb is None else size_mb
+    if isinstance(size_mb, bool) or not isinstance(size_mb, int) or size_mb < 1:
+        raise FaultError(f"size_mb must be a whole number >= 1, got {size_mb!r}")
+    return Fault(kind, int(latency or 0), int(open_latency), cmdlet, output, size_mb)
 
 
 class FaultSet:

@@ -12,6 +12,7 @@ import socket
 from http.server import BaseHTTPRequestHandler
 
 from simulator import cmdlets, wsman
+from simulator.faults import Fault, huge_body
 from simulator.runtime import HostRuntime
 from simulator.shells import ShellService
 
@@ -63,6 +64,30 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True  # the client went away (e.g. after its read timeout)
 
+    def _stream_huge(self, fault: Fault) -> None:
+        """The ``huge`` fault: a chunked 200 of ``size_mb`` MiB, written piece by piece as the client reads.
+
+        Ends early when the client hangs up (what a client that caps answers does) or the simulator stops.
+        """
+        self.close_connection = True
+        fault.counter.opened()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", SOAP_CONTENT_TYPE)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for piece in huge_body(fault.size_mb * 1024 * 1024):
+                if self.server.runtime.stopping.is_set():
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                fault.counter.add(len(piece))
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass  # the client went away
+        finally:
+            fault.counter.closed()
+
     def _fault(self, fault: wsman.WSManFault, relates_to: str = "") -> None:
         self._send(500, wsman.fault_body(fault, relates_to, self.server.runtime.name))
 
@@ -107,6 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if faults.has("malformed_soap"):
             self._send(200, b"<html><body>Service Unavailable</body", SOAP_CONTENT_TYPE)
+            return
+        huge = faults.active().get("huge")
+        if huge is not None:
+            self._stream_huge(huge)
             return
         if not length:
             # pypsrp's encrypted flows open with an empty POST; with Basic auth it is just accepted.

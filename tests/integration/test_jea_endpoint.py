@@ -24,7 +24,7 @@ from tests.integration.collector_harness import Job
 def psrc_cmdlets() -> list[str]:
     text = (PROJECT_ROOT / "deploy" / "jea" / f"{ROLE_NAME}.psrc").read_text()
     block = text[text.index("VisibleCmdlets"):]
-    return re.findall(r"^\s*'([A-Za-z]+-[A-Za-z]+)'", block, re.M)
+    return re.findall(r"^\s*(?:@\{ Name = )?'([A-Za-z]+-[A-Za-z]+)'", block, re.M)
 
 
 @pytest.fixture
