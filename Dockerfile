@@ -14,7 +14,8 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER 10112
 EXPOSE 10112
+# /healthz needs no credentials; `healthcheck` falls back to HTTPS when --web.config.file turns TLS on.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:10112/healthz', timeout=4).status == 200 else 1)"]
+    CMD ["lync-owa-exporter", "healthcheck", "--web.listen-address=:10112"]
 ENTRYPOINT ["lync-owa-exporter"]
 CMD ["run", "--config.file=/etc/lync-owa-exporter/config.yaml", "--web.listen-address=:10112"]

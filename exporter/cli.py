@@ -15,7 +15,7 @@ log = logging.getLogger("exporter")
 
 DEFAULT_LISTEN = ":10112"
 DEFAULT_CONFIG = "/etc/lync-owa-exporter/config.yaml"
-SUBCOMMANDS = ("run", "check", "demo", "simulate")
+SUBCOMMANDS = ("run", "check", "demo", "simulate", "healthcheck")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable holding the password the simulated hosts accept",
     )
     _add_common(simulate)
+
+    health = sub.add_parser("healthcheck", help="exit 0 when the local exporter's /healthz answers 200 (containers)")
+    health.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds")
+    _add_common(health)
     return parser
 
 
@@ -183,7 +188,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulator(args.scenario, args.listen, args.tls, args.username, password)
 
 
-COMMANDS = {"run": cmd_run, "check": cmd_check, "demo": cmd_demo, "simulate": cmd_simulate}
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    """Ask the exporter on this machine for /healthz, over HTTP or, when it serves TLS, HTTPS.
+
+    For a container HEALTHCHECK: it needs no credentials (/healthz is open) and works whether or not
+    --web.config.file turned TLS on. The certificate is not verified: the peer is this machine.
+    """
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from exporter.http import parse_listen_address
+
+    try:
+        host, port = parse_listen_address(args.listen_address)
+    except ValueError as exc:
+        print(f"healthcheck: --web.listen-address: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else ("::1" if host == "::" else host)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+    last_error = ""
+    for scheme in ("http", "https"):
+        try:
+            with urllib.request.urlopen(f"{scheme}://{where}/healthz", timeout=args.timeout,
+                                        context=insecure if scheme == "https" else None) as response:
+                if response.status == 200:
+                    return EXIT_OK
+                last_error = f"{scheme}: HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            last_error = f"{scheme}: HTTP {exc.code}"  # 400 on plain HTTP to a TLS port: try HTTPS
+        except (OSError, ssl.SSLError) as exc:
+            last_error = f"{scheme}: {exc}"
+    print(f"healthcheck: {where}/healthz: {last_error}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "demo": cmd_demo, "simulate": cmd_simulate,
+            "healthcheck": cmd_healthcheck}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

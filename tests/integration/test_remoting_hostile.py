@@ -44,7 +44,8 @@ CAP_TEXT = f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB cap"
 
 
 def make_runner(sim, tmp_path, target: str, sessions: SessionPool) -> tuple[JobRunner, SnapshotStore]:
-    config = load_config(write_config(tmp_path / target, estate_config(sim, interval="120s", timeout="60s")), registry.schemas())
+    document = estate_config(sim, interval="120s", timeout="60s")
+    config = load_config(write_config(tmp_path / target, document), registry.schemas())
     job = next(j for j in config.jobs(registry.schemas()) if j.target.name == target)
     store = SnapshotStore()
     return JobRunner(CmsReplicationCollector(), job, store, sessions), store

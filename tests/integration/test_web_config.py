@@ -372,3 +372,14 @@ def test_run_serves_https_with_basic_auth_against_the_simulator(sim, pki, tmp_pa
     assert f"address={url}" in output and "TLS on" in output
     for secret in (WEB_PASSWORD, WEB_HASH, SIM_PASSWORD):
         assert secret not in output
+
+
+def test_the_container_healthcheck_works_over_plain_http_and_over_tls(serve, pki):
+    """`lync-owa-exporter healthcheck` (the Dockerfile's HEALTHCHECK) needs neither credentials nor the TLS settings."""
+    from exporter import cli
+
+    _, plain_port = serve({"basic_auth_users": {WEB_USER: WEB_HASH}})
+    assert cli.main(["healthcheck", "--web.listen-address", f"127.0.0.1:{plain_port}"]) == 0
+    _, tls_port = serve({"tls_server_config": tls(pki), "basic_auth_users": {WEB_USER: WEB_HASH}})
+    assert cli.main(["healthcheck", "--web.listen-address", f":{tls_port}"]) == 0
+    assert cli.main(["healthcheck", "--web.listen-address", f"127.0.0.1:{free_port()}", "--timeout", "2"]) == 1
