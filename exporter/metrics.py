@@ -184,7 +184,7 @@ class ExpositionCache:
             built = self._built
             assert built is not None
             timeout = None if built.valid_until is None else max(built.valid_until - time.monotonic(), 0)
-            self.store.wait_for_change(built.generation, timeout=timeout)
+            self.store.wait_for_change(built.generation, timeout=timeout, stop=self._stop)
             if self._stop.wait(self.DEBOUNCE_SECONDS):
                 return
             self._rebuild()

@@ -100,10 +100,13 @@ class SnapshotStore:
     def _sorted_jobs(self) -> list[JobStatus]:
         return sorted(self._jobs.values(), key=lambda j: j.key)
 
-    def wait_for_change(self, seen_generation: int, timeout: float | None) -> int:
-        """Block until the generation differs from ``seen_generation`` or the timeout passes."""
+    def wait_for_change(self, seen_generation: int, timeout: float | None,
+                        stop: threading.Event | None = None) -> int:
+        """Block until the generation differs from ``seen_generation``, ``stop`` is set, or the timeout passes."""
         with self._lock:
-            self.changed.wait_for(lambda: self.generation != seen_generation, timeout=timeout)
+            self.changed.wait_for(
+                lambda: self.generation != seen_generation or (stop is not None and stop.is_set()), timeout=timeout
+            )
             return self.generation
 
     def staleness_bound(self, job: JobStatus) -> float:
