@@ -3,31 +3,34 @@
     .venv/bin/python benchmarks/soak.py [--hosts 50] [--duration 600] [--flap-seconds 5] [--seed 1]
 
 The simulator runs in a child process, so every figure is the exporter's process alone. The
-exporter is the real one (``exporter.app.Exporter``, configuration written as YAML and loaded by
-``exporter.config.load_config``) with every registered collector in its default (remote) mode,
+exporter is the real one (``exporter.app.Exporter``, its configuration written as YAML and loaded
+by ``exporter.config.load_config``) with every registered collector in its default (remote) mode,
 short intervals and deadlines. Three phases:
 
 1. warm-up: the estate is healthy until every job has succeeded once (every pool is open), then a
-   few intervals more; the healthy baseline (threads, sockets) is taken at its end;
+   few intervals more; the healthy baseline is taken at its end;
 2. flapping, for ``--duration``: every ``--flap-seconds`` each host, with probability one half,
    takes a new state drawn from a seeded random schedule: healthy, or one of hang, refuse,
-   http_401, http_500, malformed, malformed_soap, latency;
-3. recovery: every fault is cleared; every job must succeed again, and after a few intervals the
-   healthy figures are taken again and compared with the baseline.
+   http_401, http_500, malformed, malformed_soap, latency (200 ms, 1 s or 2.5 s per answer);
+3. recovery: every fault is cleared; every job must succeed again; after a few intervals the
+   healthy figures are taken again (baseline and final: the lowest over those intervals, since
+   runs in flight come and go while what leaked stays).
 
 Throughout, a scraper thread GETs /metrics every ``--scrape-every`` seconds, and every
-``--sample-every`` seconds the process's RSS, threads, open file descriptors and sockets are
-recorded with every job's ``lync_owa_collector_runs_total`` as scraped.
+``--sample-every`` seconds the process's RSS, threads, open file descriptors, sockets and CPU time
+are recorded, with every job's ``lync_owa_collector_runs_total`` as scraped.
 
-Verdict (each is printed):
-- every scrape answered 200 with the job health series;
-- every job kept running: its runs_total never stood still for longer than the stall bound
-  (``max(4 intervals, 20 s)``) during flapping, and every job succeeded again after recovery;
+Verdict (printed with the figures; exit status 1 when a criterion fails):
+- every scrape answered 200 with the job health series in it;
+- every job kept running: while flapping its runs_total never stood still longer than the stall
+  bound (four intervals, or longer when the estate has more jobs than the workers can run within
+  an interval: the time for every queued job ahead to hit its deadline), and every job succeeded
+  again after the faults were cleared;
 - flat: with the first minute of flapping as warm-up, the last minute's median RSS is within 10%
-  of the first minute's, and the medians of threads and of sockets are not above the first
-  minute's by more than ``max(5, 10%)``; after recovery, threads and sockets are not above the
+  of the first minute's, and the last minute's medians of threads and of sockets are not above the
+  first minute's by more than max(5, 10%); after recovery, threads and sockets are not above the
   healthy baseline by more than the same margin.
-The test ``tests/e2e/test_fault_soak.py`` runs the same engine, shorter and smaller.
+``tests/e2e/test_fault_soak.py`` runs the same engine, shorter and smaller.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -60,14 +64,17 @@ PASSWORD = "soak-password"
 PASSWORD_ENV = "LYNC_OWA_SOAK_PASSWORD"
 
 FAULT_KINDS = ("hang", "refuse", "http_401", "http_500", "malformed", "malformed_soap", "latency")
-# Per-answer delays of the latency fault: below, near and above a 3 s deadline.
+# Per-answer delays of the latency fault: below, near and above a 3 s deadline; pool opening slower.
 LATENCIES_MS = (200, 1000, 2500)
 OPEN_LATENCIES_MS = (0, 1000)
 # A host changing state picks "healthy" with this weight against 1 for each fault kind.
 HEALTHY_WEIGHT = 4
+# What the scheduler grants a run beyond its deadline (exporter.scheduler.HANDOVER_GRACE_SECONDS).
+HANDOVER_GRACE = 0.5
 
 RUNS_LINE = re.compile(r'^lync_owa_collector_runs_total\{collector="([^"]*)",target="([^"]*)"\} (\S+)$', re.M)
 UP_LINE = re.compile(r'^lync_owa_collector_up\{collector="[^"]*",target="[^"]*"\} (\S+)$', re.M)
+FIGURES = ("rss", "threads", "fds", "sockets")
 
 
 # ------------------------------------------------------------------------------------------ options
@@ -76,28 +83,32 @@ UP_LINE = re.compile(r'^lync_owa_collector_up\{collector="[^"]*",target="[^"]*"\
 @dataclass(frozen=True)
 class SoakOptions:
     hosts: int = 50
-    duration: float = 600.0  # flapping phase, seconds
+    duration: float = 600.0  # the flapping phase, seconds
     flap_seconds: float = 5.0
-    interval: float = 5.0
-    timeout: float = 3.0
+    interval: float = 5.0  # every collector's
+    timeout: float = 3.0  # every collector's deadline
+    workers: int = 16  # global.max_concurrent_jobs (its default)
     scrape_every: float = 0.5
     scrape_timeout: float = 10.0
     sample_every: float = 5.0
-    # Trend windows: the first `window` seconds of flapping are warm-up, the next `window` the
+    # Trend windows: the first `window` seconds of flapping are its warm-up, the next `window` the
     # "first minute", the last `window` the "last minute".
     window: float = 60.0
-    settle_intervals: int = 3  # healthy intervals waited before a baseline / final figure
+    settle_intervals: int = 3  # healthy intervals waited before the baseline and the final figures
     ready_timeout: float = 180.0  # warm-up: every job up at least once
-    recovery_timeout: float = 120.0
+    recovery_timeout: float = 180.0
     seed: int = 1
     faults: tuple[str, ...] = FAULT_KINDS
 
-    @property
-    def stall_seconds(self) -> float:
-        return max(4 * self.interval, 20.0)
+    def stall_bound(self, jobs: int) -> float:
+        """How long a live job's runs_total may stand still: four intervals, or the wait in a full
+        queue (every job ahead of it hitting its deadline) plus an interval."""
+        queued = math.ceil(jobs / self.workers) * (self.timeout + HANDOVER_GRACE) + self.interval
+        return max(4 * self.interval, queued)
 
 
-def thread_margin(reference: float) -> float:
+def growth_margin(reference: float) -> float:
+    """How far threads or sockets may end above their reference and still count as flat."""
     return max(5.0, 0.10 * reference)
 
 
@@ -105,12 +116,10 @@ def thread_margin(reference: float) -> float:
 
 
 def process_figures(pid: int | None = None) -> dict[str, float]:
-    """RSS (bytes), OS threads, open file descriptors and sockets of a process (psutil, else /proc)."""
+    """RSS (bytes), OS threads, open fds, sockets and CPU seconds of a process (psutil, else /proc)."""
     pid = pid or os.getpid()
-    fd_dir = Path(f"/proc/{pid}/fd")
-    sockets = 0
-    fds = 0
-    for entry in fd_dir.iterdir() if fd_dir.exists() else ():
+    fds = sockets = 0
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
         try:
             target = os.readlink(entry)
         except OSError:  # closed while we looked
@@ -123,18 +132,22 @@ def process_figures(pid: int | None = None) -> dict[str, float]:
         psutil = None
     if psutil is not None:
         proc = psutil.Process(pid)
+        times = proc.cpu_times()
         return {"rss": float(proc.memory_info().rss), "threads": float(proc.num_threads()),
-                "fds": float(proc.num_fds()), "sockets": float(sockets)}
+                "fds": float(proc.num_fds()), "sockets": float(sockets), "cpu": times.user + times.system}
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    # /proc/PID/stat: fields 14 and 15 (utime, stime) after the parenthesised command name.
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
     return {"rss": float(status["VmRSS"].split()[0]) * 1024, "threads": float(status["Threads"].strip()),
-            "fds": float(fds), "sockets": float(sockets)}
+            "fds": float(fds), "sockets": float(sockets), "cpu": cpu}
 
 
 # ------------------------------------------------------------------------------------------ the simulator
 
 
 def serve_simulator(hosts: int) -> None:
-    """Child process: a scaled healthy estate; its URLs as one JSON line; stops when stdin closes."""
+    """Child process: a scaled healthy estate; prints its URLs as one JSON line; stops when stdin closes."""
     from simulator.scenario import load_scenario
     from simulator.server import Simulator
 
@@ -145,13 +158,13 @@ def serve_simulator(hosts: int) -> None:
     try:
         hosts_info = {name: dataclasses.asdict(info) for name, info in sim.hosts().items()}
         print(json.dumps({"control_url": sim.control_url, "hosts": hosts_info}), flush=True)
-        sys.stdin.read()  # EOF when the parent closes the pipe or dies
+        sys.stdin.read()  # EOF when the parent closes the pipe, or dies
     finally:
         sim.stop()
 
 
 class SimulatorProcess:
-    """The simulated estate in a child process (``soak.py --serve-simulator N``), driven through its control API."""
+    """The simulated estate in a child process (``soak.py --serve-simulator N``), driven by its control API."""
 
     def __init__(self, hosts: int) -> None:
         self._hosts = hosts
@@ -159,22 +172,28 @@ class SimulatorProcess:
         self.control_url = ""
         self.hosts: dict[str, types.SimpleNamespace] = {}
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
     def __enter__(self) -> SimulatorProcess:
+        root = str(Path(__file__).resolve().parent.parent)  # the project, importable without installing it
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         self._process = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--serve-simulator", str(self._hosts)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
         if not line:
             self.__exit__()
-            raise RuntimeError(f"the simulator exited before starting (status {self._process.poll()})")
+            raise RuntimeError("the simulator exited before it started")
         started = json.loads(line)
         self.control_url = started["control_url"]
         self.hosts = {name: types.SimpleNamespace(**info) for name, info in started["hosts"].items()}
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        process = self._process
+        process, self._process = self._process, None
         if process is None:
             return
         try:
@@ -211,9 +230,6 @@ class HostState:
     kind: str | None  # None: healthy
     options: tuple[tuple[str, int], ...] = ()
 
-    def describe(self) -> str:
-        return self.kind or "healthy"
-
 
 class FaultSchedule:
     """Seeded: the same seed and hosts give the same sequence of states."""
@@ -225,8 +241,7 @@ class FaultSchedule:
         self.states = {host: HostState(None) for host in self.hosts}
 
     def _draw(self) -> HostState:
-        choices = [None] * HEALTHY_WEIGHT + list(self.kinds)
-        kind = self._rng.choice(choices)
+        kind = self._rng.choice([None] * HEALTHY_WEIGHT + list(self.kinds))
         if kind == "latency":
             return HostState(kind, (("latency_ms", self._rng.choice(LATENCIES_MS)),
                                     ("open_latency_ms", self._rng.choice(OPEN_LATENCIES_MS))))
@@ -239,9 +254,14 @@ class FaultSchedule:
             if self._rng.random() < 0.5:
                 state = self._draw()
                 if state != self.states[host]:
-                    changes[host] = state
-                    self.states[host] = state
+                    changes[host] = self.states[host] = state
         return changes
+
+    def faulted(self) -> int:
+        return sum(1 for state in self.states.values() if state.kind is not None)
+
+    def heal_all(self) -> None:
+        self.states = {host: HostState(None) for host in self.hosts}
 
 
 def apply_changes(sim: SimulatorProcess, changes: dict[str, HostState]) -> None:
@@ -263,7 +283,7 @@ class ScrapeStats:
 
 
 class Scraper(threading.Thread):
-    """GETs /metrics in a loop; keeps counts, latencies and the latest good body."""
+    """GETs /metrics in a loop, a fresh connection each time as Prometheus may; keeps the latest body."""
 
     def __init__(self, url: str, every: float, timeout: float) -> None:
         super().__init__(name="soak-scraper", daemon=True)
@@ -339,12 +359,64 @@ class JobProgress:
                 self._last[job] = (value, at)
 
     def result(self) -> tuple[dict[str, float], dict[str, float]]:
+        """(longest standstill, runs made) per job; a job never seen stood still for ever."""
         gaps, made = {}, {}
         for job in self.jobs:
             seen = self._last.get(job)
-            gaps[job] = max(self._longest.get(job, 0.0), self._now - seen[1]) if seen else float("inf")
+            gaps[job] = max(self._longest.get(job, 0.0), self._now - seen[1]) if seen else math.inf
             made[job] = seen[0] - self._first[job] if seen else 0.0
         return gaps, made
+
+
+# ------------------------------------------------------------------------------------------ log accounting
+
+
+class LogTally(logging.Handler):
+    """Counts the exporter's log records instead of printing thousands of expected warnings.
+
+    Failed runs by kind, the scheduler's missed and skipped firings, and every ERROR record
+    (a collector that raised instead of returning a typed failure is a bug)."""
+
+    _QUOTED = re.compile(r'"[^"]*"')
+    _NUMBER = re.compile(r"\d[\d:.,]*")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.failures: Counter = Counter()
+        self.scheduler: Counter = Counter()
+        self.errors: Counter = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            exc = record.exc_info[1] if record.exc_info else None
+            self.errors[message[:120] + (f" ({type(exc).__name__}: {str(exc)[:80]})" if exc else "")] += 1
+        elif record.name.startswith("apscheduler"):
+            self.scheduler[self._NUMBER.sub("N", self._QUOTED.sub('"job"', message))[:100]] += 1
+        elif message.startswith("collector run failed: kind="):
+            kind = message.split("kind=", 1)[1].split(" ", 1)[0]
+            self.failures["previous run still running" if "still running" in message else kind] += 1
+
+
+class _QuietExporterLogs:
+    def __init__(self) -> None:
+        self.tally = LogTally()
+        self._saved: list[tuple[logging.Logger, bool, int]] = []
+
+    def __enter__(self) -> LogTally:
+        for name in ("exporter", "collectors", "apscheduler"):
+            logger = logging.getLogger(name)
+            self._saved.append((logger, logger.propagate, logger.level))
+            logger.addHandler(self.tally)
+            logger.propagate = False
+            logger.setLevel(logging.WARNING)
+        return self.tally
+
+    def __exit__(self, *exc: Any) -> None:
+        for logger, propagate, level in self._saved:
+            logger.removeHandler(self.tally)
+            logger.propagate = propagate
+            logger.setLevel(level)
 
 
 # ------------------------------------------------------------------------------------------ records
@@ -358,6 +430,8 @@ class Sample:
     threads: float
     fds: float
     sockets: float
+    cpu: float  # the exporter's CPU seconds so far
+    simulator_cpu: float
     scrapes_ok: int
     scrapes_failed: int
     jobs_up: int
@@ -368,13 +442,9 @@ class Sample:
 
 @dataclass
 class Trend:
-    first: float  # median over the first minute after warm-up
+    first: float  # median over the first minute after the flapping warm-up
     last: float  # median over the last minute
-    slope_per_minute: float  # least squares over every flapping sample after warm-up
-
-    @property
-    def change(self) -> float:
-        return self.last - self.first
+    slope_per_minute: float  # least squares over every flapping sample after the warm-up
 
 
 @dataclass
@@ -383,8 +453,8 @@ class SoakReport:
     samples: list[Sample]
     scrapes: ScrapeStats
     jobs: list[str]
-    baseline: dict[str, float]  # healthy, before flapping (medians)
-    final: dict[str, float]  # healthy, after recovery (medians)
+    baseline: dict[str, float]  # healthy, before flapping (lowest over the settle period)
+    final: dict[str, float]  # healthy, after recovery (lowest over the settle period)
     never_up: list[str]  # jobs that did not succeed during warm-up
     not_recovered: list[str]  # jobs that did not succeed after the faults were cleared
     recovery_seconds: float
@@ -392,23 +462,29 @@ class SoakReport:
     runs_during_flapping: dict[str, float]
     state_changes: int
     faults_set: Counter
-    unexpected_errors: Counter  # collector crashes and other ERROR log records, by message
-    server_shells_open: int
+    logs: LogTally
     server_shells_created: int
+    server_shells_open: int
+
+    @property
+    def stall_bound(self) -> float:
+        return self.options.stall_bound(len(self.jobs))
 
     def flapping(self) -> list[Sample]:
         return [s for s in self.samples if s.phase == "flapping"]
 
+    def has_trend(self) -> bool:
+        return self.options.duration >= 3 * self.options.window
+
     def trend(self, metric: str) -> Trend:
-        window = self.options.window
+        window, end = self.options.window, self.options.duration
         flapping = [s for s in self.flapping() if s.elapsed >= window]
         first = [getattr(s, metric) for s in flapping if s.elapsed < 2 * window]
-        end = self.options.duration
         last = [getattr(s, metric) for s in flapping if s.elapsed >= end - window]
         return Trend(_median(first), _median(last), _slope([(s.elapsed / 60, getattr(s, metric)) for s in flapping]))
 
-    def stalled_jobs(self) -> list[str]:
-        return sorted(j for j, gap in self.max_gap.items() if gap > self.options.stall_seconds)
+    def stalled_jobs(self) -> dict[str, float]:
+        return {j: gap for j, gap in sorted(self.max_gap.items()) if gap > self.stall_bound}
 
     def jobs_without_runs(self) -> list[str]:
         return sorted(j for j in self.jobs if self.runs_during_flapping.get(j, 0) <= 0)
@@ -421,42 +497,49 @@ class SoakReport:
         if self.never_up:
             found.append(f"jobs never up while healthy: {self.never_up}")
         if self.jobs_without_runs():
-            found.append(f"jobs without runs while flapping: {self.jobs_without_runs()}")
+            found.append(f"jobs without a run while flapping: {self.jobs_without_runs()}")
         if self.stalled_jobs():
-            found.append(f"jobs whose runs stood still over {self.options.stall_seconds:g}s: "
-                         f"{ {j: round(self.max_gap[j], 1) for j in self.stalled_jobs()} }")
+            found.append(f"jobs whose runs stood still over {self.stall_bound:g}s: "
+                         f"{ {j: round(g, 1) for j, g in self.stalled_jobs().items()} }")
         if self.not_recovered:
-            found.append(f"jobs not recovered after the faults were cleared: {self.not_recovered}")
-        found.extend(self.flatness_problems())
-        return found
+            found.append(f"jobs not succeeding again after the faults were cleared: {self.not_recovered}")
+        return found + self.flatness_problems()
 
     def flatness_problems(self) -> list[str]:
         found = []
-        if self.options.duration >= 3 * self.options.window:
+        if self.has_trend():
             rss = self.trend("rss")
             if rss.last > rss.first * 1.10:
                 found.append(f"RSS grew: last-minute median {rss.last / 2**20:.1f} MB > 110% of {rss.first / 2**20:.1f} MB")
             for metric in ("threads", "sockets"):
                 t = self.trend(metric)
-                if t.change > thread_margin(t.first):
-                    found.append(f"{metric} grew: last-minute median {t.last:g} vs first {t.first:g}")
+                if t.last - t.first > growth_margin(t.first):
+                    found.append(f"{metric} grew: last-minute median {t.last:g}, first minute {t.first:g}")
         for metric in ("threads", "sockets"):
             before, after = self.baseline[metric], self.final[metric]
-            if after - before > thread_margin(before):
-                found.append(f"{metric} after recovery {after:g} vs healthy baseline {before:g}")
+            if after - before > growth_margin(before):
+                found.append(f"{metric} after recovery {after:g}, healthy baseline {before:g}")
         return found
 
-    def table(self, step: float = 60.0) -> str:
-        """Markdown: one row per `step` seconds of flapping (medians), plus baseline and final."""
-        rows = ["| time | RSS (MB) | threads | fds | sockets | jobs up | hosts faulted | scrapes ok / failed | pools opened |",
-                "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    def table(self, step: float | None = None) -> str:
+        """Markdown: the healthy baseline, one row per `step` of flapping (medians), the end state."""
+        step = step or self.options.window
+        rows = ["| time | RSS (MB) | threads | open fds | sockets | exporter CPU | jobs up | hosts faulted "
+                "| scrapes ok / failed | pools opened |",
+                "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        previous: list[Sample] = []
 
         def row(label: str, chunk: list[Sample]) -> str:
             last = chunk[-1]
-            return (f"| {label} | {_median([s.rss for s in chunk]) / 2**20:.1f} | {_median([s.threads for s in chunk]):g} "
-                    f"| {_median([s.fds for s in chunk]):g} | {_median([s.sockets for s in chunk]):g} "
-                    f"| {last.jobs_up}/{last.jobs} | {last.hosts_faulted}/{self.options.hosts} "
-                    f"| {last.scrapes_ok} / {last.scrapes_failed} | {last.pools_opened} |")
+            before = previous[-1] if previous else chunk[0]
+            span = last.elapsed - before.elapsed if last.phase == before.phase == "flapping" else 0
+            cpu = f"{100 * (last.cpu - before.cpu) / span:.0f}%" if span > 0 else "-"
+            previous[:] = chunk
+            return (f"| {label} | {_median([s.rss for s in chunk]) / 2**20:.1f} "
+                    f"| {_median([s.threads for s in chunk]):g} | {_median([s.fds for s in chunk]):g} "
+                    f"| {_median([s.sockets for s in chunk]):g} | {cpu} | {last.jobs_up}/{last.jobs} "
+                    f"| {last.hosts_faulted}/{self.options.hosts} | {last.scrapes_ok} / {last.scrapes_failed} "
+                    f"| {last.pools_opened} |")
 
         warm = [s for s in self.samples if s.phase == "warmup"]
         if warm:
@@ -466,7 +549,7 @@ class SoakReport:
         while start < self.options.duration and flapping:
             chunk = [s for s in flapping if start <= s.elapsed < start + step]
             if chunk:
-                rows.append(row(f"{start / 60:g}-{(start + step) / 60:g} min", chunk))
+                rows.append(row(f"{_clock(start)}-{_clock(start + step)}", chunk))
             start += step
         recovery = [s for s in self.samples if s.phase == "recovery"]
         if recovery:
@@ -476,41 +559,52 @@ class SoakReport:
     def summary(self) -> str:
         o = self.options
         lat = sorted(self.scrapes.latencies) or [0.0]
+        flapping = self.flapping()
+        span = flapping[-1].elapsed - flapping[0].elapsed if len(flapping) > 1 else 0
+        cpu = (flapping[-1].cpu - flapping[0].cpu) / span if span else 0
+        sim_cpu = (flapping[-1].simulator_cpu - flapping[0].simulator_cpu) / span if span else 0
         lines = [
             f"hosts={o.hosts} jobs={len(self.jobs)} duration={o.duration:g}s flap={o.flap_seconds:g}s "
-            f"interval={o.interval:g}s timeout={o.timeout:g}s seed={o.seed}",
-            f"state changes={self.state_changes} faults set={dict(self.faults_set)}",
-            f"scrapes: {self.scrapes.ok} ok, {self.scrapes.failed} failed "
-            f"{dict(self.scrapes.failures) if self.scrapes.failed else ''}; latency p50={_pct(lat, 50) * 1000:.1f} ms "
-            f"p99={_pct(lat, 99) * 1000:.1f} ms max={lat[-1] * 1000:.1f} ms",
-            f"jobs: runs while flapping min={min(self.runs_during_flapping.values(), default=0):g} "
+            f"interval={o.interval:g}s timeout={o.timeout:g}s workers={o.workers} seed={o.seed}",
+            f"host state changes={self.state_changes}; faults set={dict(self.faults_set)}",
+            f"scrapes: {self.scrapes.ok} ok, {self.scrapes.failed} failed"
+            f"{' ' + str(dict(self.scrapes.failures)) if self.scrapes.failed else ''}; "
+            f"latency p50={_pct(lat, 50) * 1000:.1f} ms p99={_pct(lat, 99) * 1000:.1f} ms max={lat[-1] * 1000:.1f} ms",
+            f"jobs: runs each while flapping min={min(self.runs_during_flapping.values(), default=0):g} "
             f"max={max(self.runs_during_flapping.values(), default=0):g}; longest standstill "
-            f"{max(self.max_gap.values(), default=0):.1f}s (bound {o.stall_seconds:g}s); "
-            f"recovered in {self.recovery_seconds:.1f}s; not recovered: {len(self.not_recovered)}",
+            f"{max(self.max_gap.values(), default=0):.1f}s (bound {self.stall_bound:g}s); "
+            f"all succeeding again {self.recovery_seconds:.1f}s after the faults were cleared "
+            f"({len(self.not_recovered)} did not)",
+            f"failed runs by kind: {dict(self.logs.failures.most_common())}",
+            f"scheduler warnings: {dict(self.logs.scheduler.most_common(5)) or 'none'}",
+            f"ERROR log records: {dict(self.logs.errors.most_common(10)) or 'none'}",
+            f"CPU while flapping: exporter {100 * cpu:.0f}% of a core, simulator {100 * sim_cpu:.0f}%",
             f"server side: {self.server_shells_created} shells created, {self.server_shells_open} still open at the end",
         ]
-        if self.unexpected_errors:
-            lines.append(f"ERROR log records: {dict(self.unexpected_errors.most_common(10))}")
-        if o.duration >= 3 * o.window:
-            for metric, scale, unit in (("rss", 2**20, "MB"), ("threads", 1, ""), ("sockets", 1, ""), ("fds", 1, "")):
+        if self.has_trend():
+            for metric, scale, unit in (("rss", 2**20, " MB"), ("threads", 1, ""), ("sockets", 1, ""), ("fds", 1, "")):
                 t = self.trend(metric)
-                lines.append(f"trend {metric}: first minute {t.first / scale:.1f}{unit}, last minute {t.last / scale:.1f}{unit}, "
-                             f"slope {t.slope_per_minute / scale:+.2f}{unit}/min")
+                lines.append(f"trend {metric}: first minute {t.first / scale:.1f}{unit}, last minute "
+                             f"{t.last / scale:.1f}{unit}, slope {t.slope_per_minute / scale:+.2f}{unit}/min")
         lines.append(f"healthy before -> after: threads {self.baseline['threads']:g} -> {self.final['threads']:g}, "
                      f"sockets {self.baseline['sockets']:g} -> {self.final['sockets']:g}, "
+                     f"fds {self.baseline['fds']:g} -> {self.final['fds']:g}, "
                      f"RSS {self.baseline['rss'] / 2**20:.1f} -> {self.final['rss'] / 2**20:.1f} MB")
         problems = self.problems()
         lines.append("PASS" if not problems else "FAIL:\n  " + "\n  ".join(problems))
         return "\n".join(lines)
 
 
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
 def _median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+    return statistics.median(values) if values else math.nan
 
 
 def _pct(sorted_values: list[float], pct: float) -> float:
-    index = min(len(sorted_values) - 1, int(round(pct / 100 * (len(sorted_values) - 1))))
-    return sorted_values[index]
+    return sorted_values[min(len(sorted_values) - 1, int(round(pct / 100 * (len(sorted_values) - 1))))]
 
 
 def _slope(points: list[tuple[float, float]]) -> float:
@@ -522,42 +616,16 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var if var else 0.0
 
 
+def _medians(samples: list[Sample]) -> dict[str, float]:
+    return {m: _median([getattr(s, m) for s in samples]) for m in FIGURES}
+
+
+def _lowest(samples: list[Sample]) -> dict[str, float]:
+    """Per figure, the lowest over a healthy settle period: runs in flight come and go, a leak stays."""
+    return {m: min(getattr(s, m) for s in samples) for m in FIGURES}
+
+
 # ------------------------------------------------------------------------------------------ the soak
-
-
-class _CountingHandler(logging.Handler):
-    """Counts ERROR records (collector crashes) instead of printing thousands of expected warnings."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.counts: Counter = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        what = record.getMessage()[:120]
-        if record.exc_info and record.exc_info[1] is not None:
-            what += f" ({type(record.exc_info[1]).__name__})"
-        self.counts[what] += 1
-
-
-class _QuietExporterLogs:
-    def __init__(self) -> None:
-        self.handler = _CountingHandler()
-        self._saved: list[tuple[logging.Logger, bool, int]] = []
-
-    def __enter__(self) -> _CountingHandler:
-        for name in ("exporter", "collectors", "apscheduler"):
-            logger = logging.getLogger(name)
-            self._saved.append((logger, logger.propagate, logger.level))
-            logger.addHandler(self.handler)
-            logger.propagate = False
-            logger.setLevel(logging.WARNING)
-        return self.handler
-
-    def __exit__(self, *exc: Any) -> None:
-        for logger, propagate, level in self._saved:
-            logger.removeHandler(self.handler)
-            logger.propagate = propagate
-            logger.setLevel(level)
 
 
 def soak_config(hosts: dict[str, Any], options: SoakOptions) -> dict[str, Any]:
@@ -566,8 +634,8 @@ def soak_config(hosts: dict[str, Any], options: SoakOptions) -> dict[str, Any]:
     from exporter.durations import format_duration
 
     document = demo_config(hosts, format_duration(options.interval), None)
-    document["credentials"] = {
-        "simulator": {"username": USERNAME, "password_env": PASSWORD_ENV, "auth": "basic"}}
+    document["global"]["max_concurrent_jobs"] = options.workers
+    document["credentials"] = {"simulator": {"username": USERNAME, "password_env": PASSWORD_ENV, "auth": "basic"}}
     for settings in document["collectors"].values():
         settings["interval"] = format_duration(options.interval)
         settings["timeout"] = format_duration(options.timeout)
@@ -575,13 +643,13 @@ def soak_config(hosts: dict[str, Any], options: SoakOptions) -> dict[str, Any]:
 
 
 def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None) -> SoakReport:
-    """Run the three phases and return every measurement; raises only if the setup fails."""
+    """Run the three phases and return every measurement; raises only when the setup fails."""
     from collectors import registry
     from exporter.app import Exporter
     from exporter.config import load_config
 
     say = progress or (lambda _: None)
-    with SimulatorProcess(options.hosts) as sim, tempfile.TemporaryDirectory() as tmp, _QuietExporterLogs() as errors:
+    with _QuietExporterLogs() as logs, SimulatorProcess(options.hosts) as sim, tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(soak_config(sim.hosts, options), sort_keys=False))
         config = load_config(path, registry.schemas(), environ={PASSWORD_ENV: PASSWORD})
@@ -590,23 +658,22 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
         scraper = Scraper(exporter.url, options.scrape_every, options.scrape_timeout)
         schedule = FaultSchedule(list(sim.hosts), options.faults, options.seed)
         samples: list[Sample] = []
+        job_progress = JobProgress(jobs)
         faults_set: Counter = Counter()
         state_changes = 0
         flap_start = 0.0
-        progress_of_jobs = JobProgress(jobs)
 
         def sample(phase: str) -> Sample:
             ok, failed, body = scraper.snapshot()
             up, total = count_up(body)
-            figures = process_figures()
-            faulted = sum(1 for s in schedule.states.values() if s.kind is not None)
-            pools = sum(s.pools_opened for s in exporter.sessions.sessions())
-            taken = Sample(phase, time.monotonic() - flap_start if flap_start else 0.0, figures["rss"],
-                           figures["threads"], figures["fds"], figures["sockets"], ok, failed, up, total, faulted,
-                           pools)
+            own = process_figures()
+            sim_cpu = process_figures(sim.pid)["cpu"] if sim.pid else 0.0
+            taken = Sample(phase, time.monotonic() - flap_start if flap_start else 0.0, own["rss"], own["threads"],
+                           own["fds"], own["sockets"], own["cpu"], sim_cpu, ok, failed, up, total, schedule.faulted(),
+                           sum(s.pools_opened for s in exporter.sessions.sessions()))
             samples.append(taken)
             if phase == "flapping":
-                progress_of_jobs.observe(taken.elapsed, parse_runs(body))
+                job_progress.observe(taken.elapsed, parse_runs(body))
             return taken
 
         def sample_until(phase: str, done: Callable[[], bool], limit: float) -> bool:
@@ -618,83 +685,83 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
                 time.sleep(options.sample_every)
             return done()
 
+        def not_succeeded_since(moment: float) -> list[str]:
+            return sorted(f"{j.collector}@{j.target}" for j in exporter.store.jobs()
+                          if (j.last_success_monotonic or 0) <= moment)
+
         exporter.start()
         scraper.start()
         try:
             # 1. warm-up: healthy until every job has succeeded, then settle.
             say(f"warm-up: {len(jobs)} jobs on {options.hosts} hosts")
-            ready = sample_until("warmup", lambda: not [j for j in exporter.store.jobs() if not j.last_success_monotonic],
-                                 options.ready_timeout)
-            never_up = sorted(f"{j.collector}@{j.target}" for j in exporter.store.jobs() if not j.last_success_monotonic)
+            sample_until("warmup", lambda: not not_succeeded_since(0), options.ready_timeout)
+            never_up = not_succeeded_since(0)
             settle = options.settle_intervals * options.interval
+            settled_from = len(samples)
             sample_until("warmup", lambda: False, settle)
-            baseline = _medians(samples[-3:])
-            say(f"warm-up done (every job up: {ready}); baseline threads={baseline['threads']:g} "
-                f"sockets={baseline['sockets']:g} rss={baseline['rss'] / 2**20:.1f}MB")
+            baseline = _lowest(samples[settled_from:])
+            say(f"healthy baseline: threads={baseline['threads']:g} sockets={baseline['sockets']:g} "
+                f"rss={baseline['rss'] / 2**20:.1f}MB ({len(never_up)} jobs never up)")
 
             # 2. flapping
             flap_start = time.monotonic()
-            next_flap = next_sample = flap_start
-            last_report = flap_start
+            next_flap = next_sample = last_report = flap_start
             while (now := time.monotonic()) < flap_start + options.duration:
                 if now >= next_flap:
                     changes = schedule.tick()
                     apply_changes(sim, changes)
                     state_changes += len(changes)
-                    faults_set.update(s.kind for s in changes.values() if s.kind)
+                    faults_set.update(state.kind for state in changes.values() if state.kind)
                     next_flap += options.flap_seconds
                 if now >= next_sample:
                     taken = sample("flapping")
                     next_sample += options.sample_every
                     if now - last_report >= 30:
                         last_report = now
-                        say(f"{taken.elapsed:5.0f}s rss={taken.rss / 2**20:.1f}MB threads={taken.threads:g} "
+                        say(f"{_clock(taken.elapsed)} rss={taken.rss / 2**20:.1f}MB threads={taken.threads:g} "
                             f"fds={taken.fds:g} sockets={taken.sockets:g} up={taken.jobs_up}/{taken.jobs} "
                             f"faulted={taken.hosts_faulted} scrapes={taken.scrapes_ok}/{taken.scrapes_failed}")
                 time.sleep(max(min(next_flap, next_sample) - time.monotonic(), 0.01))
 
             # 3. recovery: clear everything; every job must succeed again.
             sim.clear_faults()
-            schedule.states = {h: HostState(None) for h in schedule.hosts}
+            schedule.heal_all()
             cleared = time.monotonic()
-            fresh = lambda: [j for j in exporter.store.jobs() if (j.last_success_monotonic or 0) <= cleared]  # noqa: E731
-            sample_until("recovery", lambda: not fresh(), options.recovery_timeout)
+            sample_until("recovery", lambda: not not_succeeded_since(cleared), options.recovery_timeout)
             recovery_seconds = time.monotonic() - cleared
-            not_recovered = sorted(f"{j.collector}@{j.target}" for j in fresh())
+            not_recovered = not_succeeded_since(cleared)
+            settled_from = len(samples)
             sample_until("recovery", lambda: False, settle)
-            final = _medians(samples[-3:])
-            say(f"recovered in {recovery_seconds:.1f}s; final threads={final['threads']:g} sockets={final['sockets']:g}")
+            final = _lowest(samples[settled_from:])
+            say(f"recovered in {recovery_seconds:.1f}s; threads={final['threads']:g} sockets={final['sockets']:g}")
             server = sim.stats()
         finally:
             scraper.stop()
             exporter.stop()
 
-    gaps, runs_during = progress_of_jobs.result()
+    gaps, runs_made = job_progress.result()
     return SoakReport(
         options=options, samples=samples, scrapes=scraper.stats, jobs=jobs, baseline=baseline, final=final,
         never_up=never_up, not_recovered=not_recovered, recovery_seconds=recovery_seconds, max_gap=gaps,
-        runs_during_flapping=runs_during, state_changes=state_changes, faults_set=faults_set,
-        unexpected_errors=errors.counts,
-        server_shells_open=sum(h["shells_open"] for h in server.values()),
+        runs_during_flapping=runs_made, state_changes=state_changes, faults_set=faults_set, logs=logs,
         server_shells_created=sum(h["shells_created"] for h in server.values()),
+        server_shells_open=sum(h["shells_open"] for h in server.values()),
     )
 
 
-def _medians(samples: list[Sample]) -> dict[str, float]:
-    return {m: _median([getattr(s, m) for s in samples]) for m in ("rss", "threads", "fds", "sockets")}
-
-
 def main(argv: list[str] | None = None) -> int:
+    defaults = SoakOptions()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hosts", type=int, default=50)
-    parser.add_argument("--duration", type=float, default=600.0, help="seconds of flapping faults")
-    parser.add_argument("--flap-seconds", type=float, default=5.0, help="how often host states change")
-    parser.add_argument("--interval", type=float, default=5.0, help="every collector's interval, seconds")
-    parser.add_argument("--timeout", type=float, default=3.0, help="every collector's deadline, seconds")
-    parser.add_argument("--sample-every", type=float, default=5.0)
-    parser.add_argument("--scrape-every", type=float, default=0.5)
-    parser.add_argument("--window", type=float, default=60.0, help="trend window (and flapping warm-up), seconds")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--hosts", type=int, default=defaults.hosts)
+    parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds of flapping faults")
+    parser.add_argument("--flap-seconds", type=float, default=defaults.flap_seconds, help="how often hosts change state")
+    parser.add_argument("--interval", type=float, default=defaults.interval, help="every collector's interval, seconds")
+    parser.add_argument("--timeout", type=float, default=defaults.timeout, help="every collector's deadline, seconds")
+    parser.add_argument("--workers", type=int, default=defaults.workers, help="global.max_concurrent_jobs")
+    parser.add_argument("--sample-every", type=float, default=defaults.sample_every)
+    parser.add_argument("--scrape-every", type=float, default=defaults.scrape_every)
+    parser.add_argument("--window", type=float, default=defaults.window, help="trend window and flapping warm-up, seconds")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated")
     parser.add_argument("--serve-simulator", type=int, metavar="HOSTS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -702,9 +769,9 @@ def main(argv: list[str] | None = None) -> int:
         serve_simulator(args.serve_simulator)
         return 0
     options = SoakOptions(hosts=args.hosts, duration=args.duration, flap_seconds=args.flap_seconds,
-                          interval=args.interval, timeout=args.timeout, sample_every=args.sample_every,
-                          scrape_every=args.scrape_every, window=args.window, seed=args.seed,
-                          faults=tuple(k.strip() for k in args.faults.split(",") if k.strip()))
+                          interval=args.interval, timeout=args.timeout, workers=args.workers,
+                          sample_every=args.sample_every, scrape_every=args.scrape_every, window=args.window,
+                          seed=args.seed, faults=tuple(k.strip() for k in args.faults.split(",") if k.strip()))
     report = run_soak(options, progress=lambda line: print(line, flush=True))
     print(report.table())
     print(report.summary())

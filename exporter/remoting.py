@@ -407,6 +407,16 @@ class _CappedAdapter(requests.adapters.BaseAdapter):
         return response
 
     def close(self) -> None:
+        # urllib3 2's PoolManager.clear() only forgets its pools: their sockets close when a pool is
+        # garbage-collected, and a failed run's traceback (a reference cycle) keeps the pool alive
+        # until the cyclic collector runs. Close them now, so a dropped session holds no connection.
+        managers = [getattr(self.inner, "poolmanager", None), *getattr(self.inner, "proxy_manager", {}).values()]
+        for manager in managers:
+            pools = getattr(manager, "pools", None)
+            for key in pools.keys() if pools is not None else ():
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
         self.inner.close()
 
 
