@@ -142,6 +142,9 @@ class RemoteSession:
         self._pool: RunspacePool | None = None
         self.pools_opened = 0
         self._secrets = tuple(s for s in (spec.password,) if s)
+        # Set by close(): a run still in flight at shutdown (abandoned past its deadline) must not
+        # open a new pool on the server after the exporter closed the old one.
+        self._closed = False
 
     # --- public -------------------------------------------------------------------------------
     def run(
@@ -167,7 +170,8 @@ class RemoteSession:
             self._lock.release()
 
     def close(self) -> None:
-        """Close the pool politely, bounded in time; used at shutdown."""
+        """Close the pool politely, bounded in time; used at shutdown. No pool opens after this."""
+        self._closed = True
         with self._lock:
             self._close_pool(polite=True)
 
@@ -215,6 +219,8 @@ class RemoteSession:
         transport.read_timeout = left
 
     def _ensure_pool(self, deadline: Deadline) -> RunspacePool:
+        if self._closed:
+            raise RemoteError(ErrorKind.UNREACHABLE, self.spec.where, "the exporter is shutting down; session closed")
         if self._pool is not None:
             self._set_http_timeouts(deadline)
             return self._pool
@@ -459,12 +465,15 @@ class SessionPool:
     def __init__(self) -> None:
         self._sessions: dict[tuple[str, str, str], RemoteSession] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def get(self, spec: EndpointSpec) -> RemoteSession:
         with self._lock:
             session = self._sessions.get(spec.key)
             if session is None or session.spec != spec:
                 session = RemoteSession(spec)
+                if self._closed:  # after close_all: hand out a session that refuses to open
+                    session._closed = True
                 self._sessions[spec.key] = session
             return session
 
@@ -474,6 +483,8 @@ class SessionPool:
 
     def close_all(self, timeout: float = 10.0) -> None:
         """Close every pool in parallel, bounded: a hung server must not hold up shutdown."""
+        with self._lock:
+            self._closed = True
         threads = [threading.Thread(target=s.close, daemon=True) for s in self.sessions()]
         for t in threads:
             t.start()

@@ -34,6 +34,7 @@ SCRAPE_INTERVAL = "1s"
 EVALUATION_INTERVAL = "1s"
 COLLECTOR_INTERVAL = "2s"
 FOR_SECONDS = 3
+HEALTH_FOR_SECONDS = 60
 JOB_NAME = "lync-owa"
 
 
@@ -111,12 +112,18 @@ class WebhookReceiver:
 
 
 def shortened_rules(rule_file: Path, out_dir: Path) -> Path:
-    """A copy of a rule file with every `for:` set to FOR_SECONDS; expressions stay as shipped."""
+    """A copy of a rule file with every `for:` set to FOR_SECONDS; expressions stay as shipped.
+
+    The collector-health alerts keep a minute: on a loaded test machine one run can overrun the
+    demo's 1.6 s deadline, which is the test machine's news, not the scenario's. Those alerts are
+    proven by their promtool tests and by tests/e2e/test_rules.py against a real Alertmanager.
+    """
     document = yaml.safe_load(rule_file.read_text())
     for group in document["groups"]:
         for rule in group["rules"]:
             if "for" in rule:
-                rule["for"] = f"{FOR_SECONDS}s"
+                health = str(rule.get("alert", "")).startswith("LyncOwaCollector")
+                rule["for"] = f"{HEALTH_FOR_SECONDS if health else FOR_SECONDS}s"
     target = out_dir / rule_file.name
     target.write_text(yaml.safe_dump(document, sort_keys=False))
     return target
