@@ -510,7 +510,8 @@ class SoakReport:
         if self.has_trend():
             rss = self.trend("rss")
             if rss.last > rss.first * 1.10:
-                found.append(f"RSS grew: last-minute median {rss.last / 2**20:.1f} MB > 110% of {rss.first / 2**20:.1f} MB")
+                found.append(f"RSS grew: last-minute median {rss.last / 2**20:.1f} MB > 110% of "
+                             f"{rss.first / 2**20:.1f} MB")
             for metric in ("threads", "sockets"):
                 t = self.trend(metric)
                 if t.last - t.first > growth_margin(t.first):
@@ -579,7 +580,8 @@ class SoakReport:
             f"scheduler warnings: {dict(self.logs.scheduler.most_common(5)) or 'none'}",
             f"ERROR log records: {dict(self.logs.errors.most_common(10)) or 'none'}",
             f"CPU while flapping: exporter {100 * cpu:.0f}% of a core, simulator {100 * sim_cpu:.0f}%",
-            f"server side: {self.server_shells_created} shells created, {self.server_shells_open} still open at the end",
+            f"server side: {self.server_shells_created} shells created, "
+            f"{self.server_shells_open} still open at the end",
         ]
         if self.has_trend():
             for metric, scale, unit in (("rss", 2**20, " MB"), ("threads", 1, ""), ("sockets", 1, ""), ("fds", 1, "")):
@@ -614,10 +616,6 @@ def _slope(points: list[tuple[float, float]]) -> float:
     mean_y = sum(y for _, y in points) / len(points)
     var = sum((x - mean_x) ** 2 for x, _ in points)
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / var if var else 0.0
-
-
-def _medians(samples: list[Sample]) -> dict[str, float]:
-    return {m: _median([getattr(s, m) for s in samples]) for m in FIGURES}
 
 
 def _lowest(samples: list[Sample]) -> dict[str, float]:
@@ -754,13 +752,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--hosts", type=int, default=defaults.hosts)
     parser.add_argument("--duration", type=float, default=defaults.duration, help="seconds of flapping faults")
-    parser.add_argument("--flap-seconds", type=float, default=defaults.flap_seconds, help="how often hosts change state")
+    parser.add_argument("--flap-seconds", type=float, default=defaults.flap_seconds,
+                        help="how often hosts change state")
     parser.add_argument("--interval", type=float, default=defaults.interval, help="every collector's interval, seconds")
     parser.add_argument("--timeout", type=float, default=defaults.timeout, help="every collector's deadline, seconds")
     parser.add_argument("--workers", type=int, default=defaults.workers, help="global.max_concurrent_jobs")
     parser.add_argument("--sample-every", type=float, default=defaults.sample_every)
     parser.add_argument("--scrape-every", type=float, default=defaults.scrape_every)
-    parser.add_argument("--window", type=float, default=defaults.window, help="trend window and flapping warm-up, seconds")
+    parser.add_argument("--window", type=float, default=defaults.window,
+                        help="trend window and flapping warm-up, seconds")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated")
     parser.add_argument("--serve-simulator", type=int, metavar="HOSTS", help=argparse.SUPPRESS)

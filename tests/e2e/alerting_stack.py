@@ -239,7 +239,7 @@ class AlertingStack:
             f"--web.listen-address=127.0.0.1:{prom_port}", "--rules.alert.resend-delay=1s",
             "--storage.tsdb.retention.time=1h",
         ])
-        wait_until("the exporter, Prometheus and Alertmanager to answer", self._all_ready, 60, self.processes)
+        wait_until("the exporter, Prometheus and Alertmanager to answer", self._all_ready, 180, self.processes)
         wait_until("Prometheus' first scrape of the exporter",
                    lambda: any(r["value"][1] == "1" for r in self.query(f'up{{job="{JOB_NAME}"}}')), 60, self.processes)
         self._write_prometheus_config(am_port, rule_files=rule_files)
