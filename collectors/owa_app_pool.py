@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import urllib.parse
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import Field as SettingField
 from pydantic import StrictBool, ValidationInfo, field_validator
@@ -19,7 +19,7 @@ from collectors.cmdlet_policy import OneOf
 from collectors.base import CollectContext, Collector, MetricSpec, Sample
 from collectors.http_probe import probe
 from collectors.iis_workers import pool_workers
-from exporter.config import CollectorSettings, Duration
+from exporter.config import CollectorSettings, Duration, resolve_path
 from exporter.normalize import Field, Shape
 from exporter.remoting import ErrorKind, RemoteError
 
@@ -110,10 +110,7 @@ class OwaAppPoolSettings(CollectorSettings):
     def _ca_file_readable(cls, ca_file: str | None, info: ValidationInfo) -> str | None:
         if ca_file is None:
             return None
-        path = Path(ca_file)
-        base_dir = info.context.get("base_dir") if isinstance(info.context, Mapping) else None
-        if not path.is_absolute() and base_dir is not None:
-            path = Path(base_dir) / path  # relative to the configuration file, as in Prometheus
+        path = resolve_path(ca_file, info)
         if not path.is_file():
             raise ValueError(f"CA file {str(path)!r} does not exist or is not a file")
         return str(path)

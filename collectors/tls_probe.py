@@ -25,7 +25,6 @@ import re
 import select
 import socket
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from pydantic import Field as SettingField
 from pydantic import ValidationInfo, field_validator, model_validator
 
 from collectors.base import CollectContext, Collector, MetricSpec, Sample
-from exporter.config import CollectorSettings, Duration
+from exporter.config import CollectorSettings, Duration, resolve_path
 from exporter.durations import format_duration
 from exporter.remoting import ErrorKind, RemoteError
 
@@ -213,10 +212,7 @@ class TlsProbeSettings(CollectorSettings):
     def _ca_file_usable(cls, ca_file: str | None, info: ValidationInfo) -> str | None:
         if ca_file is None:
             return None
-        path = Path(ca_file)
-        base_dir = info.context.get("base_dir") if isinstance(info.context, Mapping) else None
-        if not path.is_absolute() and base_dir is not None:
-            path = Path(base_dir) / path  # relative to the configuration file, as in Prometheus
+        path = resolve_path(ca_file, info)
         if not path.is_file() or not os.access(path, os.R_OK):
             raise ValueError(f"CA file {str(path)!r} does not exist or is not readable")
         try:

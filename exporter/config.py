@@ -286,7 +286,7 @@ class _RawEndpoint(_FileModel):
     def _ca_file_readable(cls, ca_file: str | None, info: ValidationInfo) -> str | None:
         if ca_file is None:
             return None
-        resolved = _resolve_path(ca_file, info)
+        resolved = resolve_path(ca_file, info)
         if not resolved.is_file() or not os.access(resolved, os.R_OK):
             raise ValueError(f"CA file {str(resolved)!r} does not exist or is not readable")
         return str(resolved)
@@ -702,7 +702,7 @@ class _Loader:
         return value or None
 
     def _password_from_file(self, file_name: str, path: KeyPath, credential: str) -> str | None:
-        file_path = _resolve_path(file_name, None, self.base_dir)
+        file_path = resolve_path(file_name, None, self.base_dir)
         try:
             info = file_path.stat()
             if not stat.S_ISREG(info.st_mode):
@@ -1013,8 +1013,8 @@ def _is_host(value: str) -> bool:
         return bool(_HOSTNAME_RE.fullmatch(value))
 
 
-def _resolve_path(name: str, info: ValidationInfo | None, base_dir: Path | None = None) -> Path:
-    # Relative paths are relative to the configuration file, as in Prometheus.
+def resolve_path(name: str, info: ValidationInfo | None, base_dir: Path | None = None) -> Path:
+    """A path from the configuration: relative paths are relative to the configuration file, as in Prometheus."""
     if base_dir is None and info is not None and isinstance(info.context, Mapping):
         base_dir = info.context.get("base_dir")
     path = Path(name)

@@ -8,7 +8,6 @@ CI set), where a missing binary is a failure.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, free_port
+from tests.e2e.alerting_stack import binary
 
 pytestmark = pytest.mark.e2e
 
@@ -41,17 +41,6 @@ RUNBOOK_SECTIONS = ("## What it means", "## Confirm", "## Fix", "## Verify")
 # Series of the exporter that are not domain data: alerts on these need no `collector` label.
 HEALTH_METRIC = re.compile(r"^(up|lync_owa_collector_\w+|lync_owa_build_info)$")
 METRIC_TOKEN = re.compile(r"\b(lync_owa_[a-z0-9_]+|lync_owa:[a-z0-9_:]+)\b")
-
-
-def _binary(*names: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    message = f"{' / '.join(names)} not installed (scripts/test installs Debian's prometheus packages)"
-    if os.environ.get("CI"):
-        pytest.fail(message + "; CI is set, so this is a failure")
-    pytest.skip(message)
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -90,7 +79,7 @@ def test_alerts_directory_holds_only_known_files():
 
 
 def test_promtool_check_rules():
-    promtool = _binary("promtool")
+    promtool = binary("promtool")
     result = _run(promtool, "check", "rules", *map(str, RULE_FILES))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -99,7 +88,7 @@ def test_promtool_check_rules():
 
 
 def test_promtool_test_rules():
-    promtool = _binary("promtool")
+    promtool = binary("promtool")
     result = _run(promtool, "test", "rules", *map(str, TEST_FILES))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -108,7 +97,7 @@ def test_promtool_test_rules():
 
 
 def test_prometheus_example_config_is_valid():
-    promtool = _binary("promtool")
+    promtool = binary("promtool")
     result = _run(promtool, "check", "config", str(PROMETHEUS_EXAMPLE))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -323,7 +312,7 @@ def test_alertmanager_example_validates():
 
 
 def test_alertmanager_routes_each_severity_to_its_receiver():
-    amtool = _binary("amtool")
+    amtool = binary("amtool")
     for alert in _alerts():
         severity = alert["labels"]["severity"]
         result = _run(amtool, "config", "routes", "test", f"--config.file={ALERTMANAGER_EXAMPLE}",
@@ -340,7 +329,7 @@ class _alertmanager:
     """A real Alertmanager on a free loopback port with the example configuration."""
 
     def __init__(self):
-        self.binary = _binary("prometheus-alertmanager", "alertmanager")
+        self.binary = binary("prometheus-alertmanager", "alertmanager")
 
     def __enter__(self):
         self.tmp = tempfile.TemporaryDirectory()
