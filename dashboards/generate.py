@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dashboards.grafana import Panel, Query, Row, dashboard, sel, value_text
+from dashboards.grafana import Panel, Query, Row, dashboard, link, sel, value_text
 
 HERE = Path(__file__).resolve().parent
 RUNBOOKS = "https://github.com/lync-owa-exporter/lync-owa-exporter/blob/main/docs/runbooks/"
+RUNBOOKS_LINK = link("Runbooks", RUNBOOKS, "One runbook per alert: what it means and how to fix it")
 
 UP_MAPPING = value_text({"1": ("OK", "green"), "0": ("FAILING", "red")})
 YES_NO = value_text({"1": ("yes", "green"), "0": ("NO", "red")})
@@ -79,7 +80,7 @@ def exporter_dashboard() -> dict[str, Any]:
     ]
     return dashboard("lync-owa-exporter", "Lync OWA exporter", "Is the exporter collecting every check? Job health, "
                      "durations, errors by kind and data age of lync-owa-exporter.", ["lync-owa", "exporter"], items,
-                     links=[{"title": "Runbooks", "url": RUNBOOKS, "type": "link", "targetBlank": True}])
+                     links=[RUNBOOKS_LINK])
 
 
 REASON_TEXT = {
@@ -193,7 +194,7 @@ def im_dashboard() -> dict[str, Any]:
     ]
     return dashboard("lync-owa-im", "IM in OWA", "Does instant messaging and presence in Outlook Web App work, per "
                      "mailbox server, and if not, why?", ["lync-owa", "exchange", "skype-for-business"], items,
-                     links=[{"title": "Runbooks", "url": RUNBOOKS, "type": "link", "targetBlank": True}])
+                     links=[RUNBOOKS_LINK])
 
 
 DASHBOARDS = {"lync-owa-im.json": im_dashboard, "lync-owa-exporter.json": exporter_dashboard}

@@ -2,7 +2,9 @@
 
 Plain dictionaries, no client library: the output is exactly what Grafana's "Import dashboard"
 and file provisioning read. Every panel gets a unit and a description (a test checks both), every
-query goes through the `datasource` variable, and `job`/`instance` select one exporter.
+query goes through the `datasource` variable, and `job`/`instance` select one exporter. The output is
+type-checked against Grafana's published schema (tests/grafana_schema/check.py): keys and values must
+be ones `@grafana/schema` knows.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ class Panel:
         }
 
 
+def link(title: str, url: str, tooltip: str, icon: str = "doc") -> dict[str, Any]:
+    """A dashboard link to a URL, with every field Grafana's DashboardLink schema requires."""
+    return {"title": title, "type": "link", "url": url, "tooltip": tooltip, "icon": icon, "tags": [],
+            "asDropdown": False, "includeVars": False, "keepTime": False, "targetBlank": True}
+
+
 @dataclass
 class Row:
     title: str
@@ -108,7 +116,6 @@ def _variables() -> list[dict[str, Any]]:
             "type": "query",
             "datasource": DATASOURCE,
             "query": {"query": query, "refId": f"{name}-variable"},
-            "definition": query,
             "refresh": 2,  # on time range change
             "includeAll": True,
             "multi": True,
@@ -118,8 +125,9 @@ def _variables() -> list[dict[str, Any]]:
         }
 
     return [
+        # No "current": Grafana selects the default Prometheus data source (an empty {} is not a valid option).
         {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
-         "current": {}, "refresh": 1, "hide": 0},
+         "refresh": 1, "hide": 0},
         query_variable("job", "Job", "label_values(lync_owa_build_info, job)"),
         query_variable("instance", "Exporter", 'label_values(lync_owa_build_info{job=~"$job"}, instance)'),
     ]
