@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from typing import Sequence
 
 from exporter import __version__, logsetup
+from exporter.shutdown import install_signal_handlers, wait_for_signal
 
 log = logging.getLogger("exporter")
 
@@ -89,20 +88,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")
     return build_parser().parse_args(argv)
-
-
-def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
-    stop = threading.Event()
-
-    def handler(signum, frame):  # noqa: ARG001
-        log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    while not stop.wait(1.0):
-        pass
 
 
 def load_or_report(path: str):
@@ -233,6 +218,8 @@ COMMANDS = {"run": cmd_run, "check": cmd_check, "demo": cmd_demo, "simulate": cm
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     logsetup.configure(args.log_level, args.log_format)
+    if args.command in ("run", "demo"):
+        install_signal_handlers()
     return COMMANDS[args.command](args)
 
 

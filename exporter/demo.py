@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
+from exporter.cli import EXIT_BAD_CONFIG, EXIT_FAILURE, EXIT_OK, load_or_report
 from exporter.durations import format_duration, parse_duration
-from exporter.cli import EXIT_BAD_CONFIG, EXIT_FAILURE, EXIT_OK, load_or_report, wait_for_signal
+from exporter.shutdown import wait_for_signal
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,13 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"demo: --interval {args.interval!r}: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    try:
+        # The simulator's TLS material and the demo's configuration are files: say so before starting.
+        tempfile.gettempdir()
+    except FileNotFoundError as exc:
+        print(f"demo: needs a writable temporary directory (set TMPDIR; in a container with a read-only root "
+              f"file system, mount one with --tmpfs /tmp): {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     password = secrets.token_urlsafe(18)
     os.environ[DEMO_PASSWORD_ENV] = password
     try:

@@ -44,9 +44,11 @@ class ControlServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for serve_forever to notice; if start() never ran it would wait forever.
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(5.0)
         self._server.server_close()
-        self._thread.join(5.0)
 
 
 class _ControlHandler(BaseHTTPRequestHandler):

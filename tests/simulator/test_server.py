@@ -234,3 +234,30 @@ def test_cli_runs_until_stopped():
     text = out.getvalue()
     assert "control API http://127.0.0.1:" in text and "/PowerShell" in text and PASSWORD not in text
     assert run_simulator("nope", "127.0.0.1:0", False, USER, PASSWORD, out=out) == 2
+
+
+def test_a_start_that_fails_half_way_raises_and_releases_its_ports(monkeypatch):
+    """With no usable temporary directory (a read-only container) start() must raise, not hang.
+
+    The control server exists before the TLS services fail; stopping it must not wait for a
+    serve loop that never ran.
+    """
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/lync-owa-test")
+    sim = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
+                    username=USER, password=PASSWORD)
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            sim.start()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - recorded for the assertion below
+            outcome.append(exc)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    thread.join(60)  # a hang detector, not a speed check
+    assert not thread.is_alive(), "Simulator.start() hung after a failure half-way"
+    assert isinstance(outcome[0], OSError), outcome

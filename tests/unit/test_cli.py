@@ -57,3 +57,37 @@ def test_run_with_a_bad_configuration_exits_2_without_starting(tmp_path, capsys)
     path.write_text("targets: [\n")
     assert cli.main(["run", "--config.file", str(path), "--web.listen-address", "127.0.0.1:0"]) == 2
     assert "bad.yaml:" in capsys.readouterr().err
+
+
+def test_long_running_commands_handle_sigterm_before_they_start_serving(monkeypatch):
+    """As PID 1 in a container an unhandled SIGTERM is ignored: the handler must be in place first."""
+    import signal
+
+    from exporter import shutdown
+
+    seen = {}
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    monkeypatch.setitem(cli.COMMANDS, "run", lambda args: seen.setdefault("run", signal.getsignal(signal.SIGTERM)) and 0)
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        cli.main(["run", "--config.file", "unused.yaml"])
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    assert seen["run"] is shutdown._handler
+
+
+def test_demo_without_a_writable_temporary_directory_says_how_to_get_one(monkeypatch, capsys):
+    import tempfile
+
+    def no_tempdir():
+        raise FileNotFoundError("No usable temporary directory found in ['/tmp', '/var/tmp', '/']")
+
+    monkeypatch.setattr(tempfile, "gettempdir", no_tempdir)
+    from exporter.demo import run_demo
+
+    args = cli.parse_args(["demo", "--web.listen-address", "127.0.0.1:0"])
+    args.web_config = None
+    assert run_demo(args) == cli.EXIT_FAILURE
+    err = capsys.readouterr().err
+    assert "writable temporary directory" in err and "--tmpfs /tmp" in err and "/var/tmp" in err
