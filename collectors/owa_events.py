@@ -22,7 +22,7 @@ from collectors import owa_events_remote
 from collectors.cmdlet_policy import OneOf
 from collectors.base import CollectContext, Collector, Sample
 from collectors.evtx_watch import FolderWatch
-from collectors.owa_events_files import SAFETY_SECONDS, FolderReader, FolderState
+from collectors.owa_events_files import SAFETY_SECONDS, ComputerFilter, FolderReader, FolderState
 from collectors.owa_events_remote import RemoteCursor
 from collectors.owa_events_tally import METRICS, Tally
 from exporter.config import CollectorSettings, Duration
@@ -41,6 +41,9 @@ class OwaEventsSettings(CollectorSettings):
     path: str | None = Field(default=None, min_length=1)
     # files: native (inotify / ReadDirectoryChangesW) or polling (needed for network shares).
     observer: Literal["native", "polling"] = "native"
+    # files: whose events count, by the records' Computer: a host name (FQDN or short name), "*" for
+    # any; default the target's host, so a share holding every server's exports counts each its own.
+    computer: str | None = Field(default=None, min_length=1, max_length=255)
 
     @field_validator("lookback")
     @classmethod
@@ -62,8 +65,8 @@ class OwaEventsSettings(CollectorSettings):
     def _files_settings_need_files(self) -> "OwaEventsSettings":
         if self.source == "files" and self.path is None:
             raise ValueError("source files needs path: the folder holding the exported .evtx files")
-        if self.source == "remote" and {"path", "observer"} & self.model_fields_set:
-            raise ValueError("path and observer apply to source files only")
+        if self.source == "remote" and {"path", "observer", "computer"} & self.model_fields_set:
+            raise ValueError("path, observer and computer apply to source files only")
         return self
 
 
@@ -88,7 +91,8 @@ class OwaEventsCollector(Collector):
         else:
             assert settings.path is not None
             state: FolderState = ctx.memory.setdefault("files", FolderState())
-            reader = FolderReader(settings.path, settings.observer == "polling", settings.lookback, ctx.log)
+            reader = FolderReader(settings.path, settings.observer == "polling", settings.lookback, ctx.log,
+                                  ComputerFilter(settings.computer or ctx.target.host))
             budget = max(ctx.deadline.remaining() - SAFETY_SECONDS, 0.5)
             # Kept in memory before reading, so close() stops it even when this run fails.
             watch = ctx.memory["watch"] = reader.ensure_watch(ctx.memory.get("watch"))

@@ -9,6 +9,8 @@
 - An event is known by (computer, EventRecordID, TimeCreated): exports overlap, a re-exported or
   replaced file resets its cursor and is read again, and a cleared log reuses RecordIds; none of
   that counts an event twice. The first complete pass only sets the "last seen" times.
+- Only the target's own events count (by the records' Computer, setting ``computer``): a share may
+  hold every server's exports. The others are counted apart, so a wrong name is visible.
 - Damaged records and chunks are skipped and counted; a file that cannot be read at all is counted
   as unreadable, and the others are still read. Only a folder that cannot be listed fails the run.
 """
@@ -71,6 +73,22 @@ def _out_of_time(result: ScanResult) -> bool:
     return not result.complete and (result.error or "").startswith(TIME_BUDGET_ERROR)
 
 
+@dataclass(frozen=True)
+class ComputerFilter:
+    """Which computer's events a job counts: exports of several servers may share one folder.
+
+    A record's Computer is the FQDN of the server that logged it; the setting may be an FQDN or a
+    short name, so names match when equal or when their first labels are ("*" matches any).
+    """
+
+    wanted: str
+
+    def accepts(self, computer: str) -> bool:
+        wanted = self.wanted.strip().casefold()
+        name = computer.strip().casefold()
+        return wanted == "*" or name == wanted or name.split(".", 1)[0] == wanted.split(".", 1)[0]
+
+
 def event_key(event: ProviderEvent) -> EventKey:
     return (event.computer.strip().casefold(), event.record_id, round(event.time.timestamp() * 1_000_000))
 
@@ -78,11 +96,13 @@ def event_key(event: ProviderEvent) -> EventKey:
 class FolderReader:
     """One job's reading of one folder."""
 
-    def __init__(self, folder: str, polling: bool, lookback: float, log: logging.Logger | logging.LoggerAdapter):
+    def __init__(self, folder: str, polling: bool, lookback: float, log: logging.Logger | logging.LoggerAdapter,
+                 computers: ComputerFilter = ComputerFilter("*")):
         self.folder = os.path.abspath(folder)
         self.polling = polling
         self.lookback = lookback
         self.log = log
+        self.computers = computers
 
     def read(self, state: FolderState, tally: Tally, watch: FolderWatch | None, budget: float) -> None:
         """One run, with the watcher :meth:`ensure_watch` gave (None: rescan every file)."""
@@ -180,5 +200,12 @@ class FolderReader:
             if meaning is None:
                 continue
             when = event.time.timestamp()
-            if state.known.add(event_key(event), when):
-                tally.observe(meaning, when, counted and state.count_from is not None and when >= state.count_from)
+            if not state.known.add(event_key(event), when):
+                continue
+            if not self.computers.accepts(event.computer):
+                tally.other_computer_events += 1
+                if tally.other_computer_events == 1:
+                    self.log.info("%s holds events of %s, not counted for this target (setting computer: %s)",
+                                  name, event.computer, self.computers.wanted)
+                continue
+            tally.observe(meaning, when, counted and state.count_from is not None and when >= state.count_from)

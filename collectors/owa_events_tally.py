@@ -52,6 +52,12 @@ CHUNKS_SKIPPED = MetricSpec(
     "counter",
     "64 KiB chunks of .evtx files skipped because their signature is damaged (always 0 with source remote).",
 )
+OTHER_COMPUTER_EVENTS = MetricSpec(
+    "lync_owa_evtx_other_computer_events_total",
+    "counter",
+    "MSExchange OWA events in the folder's .evtx files logged by another computer than the one the "
+    "job counts (setting computer), left out; each counted once (always 0 with source remote).",
+)
 FILES_UNREADABLE = MetricSpec(
     "lync_owa_evtx_files_unreadable",
     "gauge",
@@ -59,7 +65,7 @@ FILES_UNREADABLE = MetricSpec(
     "(always 0 with source remote).",
 )
 METRICS = (IM_INITIALISED_TIME, EVENTS, FAILURES, LAST_FAILURE_TIME, RECORDS_SKIPPED, CHUNKS_SKIPPED,
-           FILES_UNREADABLE)
+           OTHER_COMPUTER_EVENTS, FILES_UNREADABLE)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class Tally:
     initialised_at: float | None = None
     records_skipped: int = 0
     chunks_skipped: int = 0
+    other_computer_events: int = 0
     files_unreadable: int = 0
 
     def observe(self, meaning: Meaning, when: float, counted: bool) -> bool:
@@ -132,5 +139,6 @@ class Tally:
         out += [LAST_FAILURE_TIME.sample(self.last_failure[reason], reason=reason) for reason in IM_FAILURE_REASONS]
         out.append(RECORDS_SKIPPED.sample(self.records_skipped))
         out.append(CHUNKS_SKIPPED.sample(self.chunks_skipped))
+        out.append(OTHER_COMPUTER_EVENTS.sample(self.other_computer_events))
         out.append(FILES_UNREADABLE.sample(self.files_unreadable))
         return out

@@ -38,6 +38,7 @@ LAST_FAILURE = "lync_owa_owa_im_last_failure_timestamp_seconds"
 RECORDS_SKIPPED = "lync_owa_evtx_records_skipped_total"
 CHUNKS_SKIPPED = "lync_owa_evtx_chunks_skipped_total"
 FILES_UNREADABLE = "lync_owa_evtx_files_unreadable"
+OTHER_COMPUTER = "lync_owa_evtx_other_computer_events_total"
 EX01 = "ex01.contoso.com"
 
 
@@ -286,8 +287,8 @@ def run_until(job: Job, condition, what: str, timeout: float = 30.0) -> None:
 def files_job(sim, tmp_path):
     jobs: list[Job] = []
 
-    def make(folder: Path, observer: str = "native") -> Job:
-        settings = {"source": "files", "path": str(folder), "observer": observer}
+    def make(folder: Path, observer: str = "native", **extra: Any) -> Job:
+        settings = {"source": "files", "path": str(folder), "observer": observer, **extra}
         job = Job(sim, tmp_path, OwaEventsCollector(), "ex01", settings)
         jobs.append(job)
         return job
@@ -330,7 +331,7 @@ def test_files_new_replaced_and_corrupt(sim, tmp_path, files_job, observer, capl
     # A damaged copy (noise over records of one chunk) is counted, and the rest of it still read.
     damaged_specs = log_events(ago(minutes=5), 900, {1: "server_name_empty", 899: "certificate_not_found"}, seed=4)
     clean = folder / "damaged.tmp"
-    export(clean, damaged_specs, first_xml_id=9001, computer="EX01B.contoso.com")
+    export(clean, damaged_specs, first_xml_id=9001)
     (folder / "Damaged.EVTX").write_bytes(corrupt_chunk(clean.read_bytes(), 1, "records"))
     clean.unlink()
     run_until(job, lambda: job.values(RECORDS_SKIPPED)[()] >= 1 and failures(job)["certificate_not_found"] == 1,
@@ -346,6 +347,29 @@ def test_files_new_replaced_and_corrupt(sim, tmp_path, files_job, observer, capl
         assert job.run().up
     assert counters(job) == settled  # nothing is counted twice
     assert sim.stats()[EX01]["commands"] == commands_before  # files mode never calls the server
+
+
+def test_a_share_of_every_servers_exports_counts_each_targets_own(tmp_path, files_job):
+    """ex02's Event 112 must not hide that ex01 has none: the records' Computer decides."""
+    folder = tmp_path / "share"
+    folder.mkdir()
+    job = files_job(folder)  # target ex01, host ex01.contoso.com
+    anyone = files_job(folder, computer="*")
+    by_short_name = files_job(folder, computer="EX02")
+    for each in (job, anyone, by_short_name):
+        assert each.run().up
+    export(folder / "EX02-Application.evtx", log_events(ago(minutes=20), 12, {2: None, 7: "ucma_missing"}), 1,
+           computer="EX02.contoso.com")
+    run_until(job, lambda: job.values(OTHER_COMPUTER)[()] == 2, "ex02's two events, left out")
+    assert events(job) == {"im_initialised": 0, "im_failure": 0} and last_112(job) is None
+    run_until(anyone, lambda: events(anyone) == {"im_initialised": 1, "im_failure": 1}, "every computer's events")
+    run_until(by_short_name, lambda: failures(by_short_name)["ucma_missing"] == 1, "EX02's events by short name")
+    assert anyone.values(OTHER_COMPUTER)[()] == 0
+
+    export(folder / "EX01-Application.evtx", log_events(ago(minutes=10), 12, {4: None}, seed=7), 1)  # same ids
+    run_until(job, lambda: events(job)["im_initialised"] == 1, "ex01's own Event 112")
+    assert failures(job)["ucma_missing"] == 0 and job.values(OTHER_COMPUTER)[()] == 2  # counted once
+    run_until(by_short_name, lambda: by_short_name.values(OTHER_COMPUTER)[()] == 1, "ex01's event, left out")
 
 
 @pytest.mark.skipif(not SHARED_EVTX.is_dir() and not os.environ.get("CI"), reason=f"{SHARED_EVTX} is absent")

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from collectors import owa_events_files
 from collectors.evtx_scan import CHUNK_SIZE, FILE_HEADER_SIZE, ProviderEvent, scan_file
 from collectors.owa_events import OwaEventsCollector, OwaEventsSettings
-from collectors.owa_events_files import KnownEvents, event_key
+from collectors.owa_events_files import ComputerFilter, KnownEvents, event_key
 from collectors.owa_events_remote import RemoteCursor, Record, new_records_filter, take_in, to_record, xpath
 from collectors.owa_events_tally import METRICS, Meaning, Tally, meaning_of
 from collectors.owa_im_failures import IM_FAILURE_REASONS, im_failure_reason
@@ -209,6 +209,8 @@ def test_settings_defaults_work_against_a_server():
         ({"source": "files"}, "needs path"),
         ({"path": "/srv/evtx"}, "apply to source files only"),
         ({"observer": "polling"}, "apply to source files only"),
+        ({"computer": "ex01"}, "apply to source files only"),
+        ({"source": "files", "path": "/srv/evtx", "computer": ""}, "at least 1 character"),
         ({"lookback": "5m"}, "at least 10m"),
         ({"source": "eventlog"}, "remote"),
         ({"max_events": 0}, "greater than or equal to 1"),
@@ -244,3 +246,19 @@ def test_damaged_records_of_an_untrusted_chunk_are_not_counted_again_by_an_incre
     assert second.reset is None and len(second.events) == 2
     assert second.stats.records_unreadable == 0
     assert scan_file(path).stats.records_unreadable == first.stats.records_unreadable  # a fresh scan still counts
+
+
+@pytest.mark.parametrize(
+    "wanted, computer, accepted",
+    [
+        ("ex01.contoso.com", "EX01.contoso.com", True),
+        ("ex01.contoso.com", "EX01", True),  # a NetBIOS-style Computer
+        ("EX01", "ex01.contoso.com", True),  # a short name in the setting
+        ("ex01.contoso.com", "ex02.contoso.com", False),
+        ("ex01.contoso.com", "ex01b.contoso.com", False),  # a prefix is not a name
+        ("ex01", "", False),
+        ("*", "anything.example", True),
+    ],
+)
+def test_computer_names_match_by_fqdn_or_first_label(wanted, computer, accepted):
+    assert ComputerFilter(wanted).accepts(computer) is accepted
