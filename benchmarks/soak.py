@@ -17,8 +17,9 @@ short intervals and deadlines. Three phases:
    runs in flight come and go while what leaked stays).
 
 Throughout, a scraper thread GETs /metrics every ``--scrape-every`` seconds, and every
-``--sample-every`` seconds the process's RSS, threads, open file descriptors, sockets and CPU time
-are recorded, with every job's ``lync_owa_collector_runs_total`` as scraped.
+``--sample-every`` seconds the process's RSS, threads (outside the scheduler's worker pool, which
+is bounded by ``--workers`` and keeps idle threads once grown), open file descriptors, sockets and
+CPU time are recorded, with every job's ``lync_owa_collector_runs_total`` as scraped.
 
 Verdict (printed with the figures; exit status 1 when a criterion fails):
 - every scrape answered 200 with the job health series in it;
@@ -130,16 +131,21 @@ def process_figures(pid: int | None = None) -> dict[str, float]:
         import psutil  # type: ignore[import-not-found]
     except ImportError:
         psutil = None
+    from exporter.scheduler import WORKER_THREAD_PREFIX
+
+    # The scheduler's worker pool grows to --workers under load and keeps its idle threads: bounded
+    # by construction, so it is left out of "threads", which must return to its healthy level.
+    pool = sum(t.name.startswith(WORKER_THREAD_PREFIX) for t in threading.enumerate()) if pid == os.getpid() else 0
     if psutil is not None:
         proc = psutil.Process(pid)
         times = proc.cpu_times()
-        return {"rss": float(proc.memory_info().rss), "threads": float(proc.num_threads()),
+        return {"rss": float(proc.memory_info().rss), "threads": float(proc.num_threads() - pool),
                 "fds": float(proc.num_fds()), "sockets": float(sockets), "cpu": times.user + times.system}
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     # /proc/PID/stat: fields 14 and 15 (utime, stime) after the parenthesised command name.
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-    return {"rss": float(status["VmRSS"].split()[0]) * 1024, "threads": float(status["Threads"].strip()),
+    return {"rss": float(status["VmRSS"].split()[0]) * 1024, "threads": float(status["Threads"].strip()) - pool,
             "fds": float(fds), "sockets": float(sockets), "cpu": cpu}
 
 

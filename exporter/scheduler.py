@@ -119,11 +119,17 @@ class JobRunner:
         self.log.warning("collector run failed: kind=%s %s", kind_value, message)
 
 
+WORKER_THREAD_PREFIX = "lync-owa-worker"
+
+
 class CollectionScheduler:
     def __init__(self, runners: list[JobRunner], max_workers: int) -> None:
         self.runners = runners
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
+            # Named, so a soak can tell the pool (it grows to max_workers and keeps its idle
+            # threads) from threads that should not outlive their work.
+            executors={"default": ThreadPoolExecutor(max_workers=max_workers,
+                                                     pool_kwargs={"thread_name_prefix": WORKER_THREAD_PREFIX})},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=timezone.utc,
         )
