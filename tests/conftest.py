@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -15,6 +17,21 @@ SIM_USERNAME = "sim-monitor"
 # Distinctive, so a test can search every log line and error for it.
 SIM_PASSWORD = "Pw-9c1f3e7a-never-log-me"
 PASSWORD_ENV = "LYNC_OWA_TEST_PASSWORD"
+
+
+def unavailable(problem: str) -> NoReturn:
+    """A tool or file a test needs is missing: a failure in CI (which must have everything), else a skip."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{problem}; CI is set, so this is a failure", pytrace=False)
+    pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def real_dir() -> Path:
+    """The real Windows event logs of the sibling 'shared/evtx' folder."""
+    if not SHARED_EVTX.is_dir() or not any(SHARED_EVTX.glob("*.evtx")):
+        unavailable(f"the real .evtx files are not at {SHARED_EVTX} (a sibling 'shared/evtx' of the project)")
+    return SHARED_EVTX
 
 
 def free_port() -> int:

@@ -189,7 +189,7 @@ def test_run_on_a_read_only_root_as_non_root_then_sigterm_closes_the_sessions(st
     assert SIM_PASSWORD not in logs
 
 
-def test_tls_and_basic_auth_from_a_web_config_file(start, config_dir, tmp_path):
+def test_tls_and_basic_auth_from_a_web_config_file(start, config_dir):
     ca = TestCA(config_dir)
     server = ca.issue("server", server=True)
     write_web_config(config_dir, {

@@ -8,7 +8,6 @@ they fail instead, so a broken checkout cannot pass silently.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from collectors.evtx_scan import (
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-REAL_EVTX = PROJECT_ROOT.parent / "shared" / "evtx"
 
 # README.md's table: records a tolerant parser recovers. This scanner resynchronises past damaged
 # records, so it may recover more from the damaged files; on the clean ones it must match exactly.
@@ -52,16 +50,6 @@ DIRTY_HEADER_DEFAULT_WALK = {"system-dirty-header.evtx": 326, "sysmon-dirty-head
 ORACLE_FILES = ["application-no-crc32.evtx", "exchange-cmdletlogs.evtx", "exchange-management-forwarded.evtx",
                 "malformed-ascii-strings.evtx", "wrapped-with-bad-chunk-magic.evtx", "zero-data-size-record.evtx",
                 "sysmon-dirty-header.evtx"]
-
-
-@pytest.fixture(scope="module")
-def real_dir() -> Path:
-    if not REAL_EVTX.is_dir() or not any(REAL_EVTX.glob("*.evtx")):
-        message = f"the real .evtx files are not at {REAL_EVTX} (a sibling 'shared/evtx' of the project)"
-        if "CI" in os.environ:
-            pytest.fail(f"{message}; CI must have them", pytrace=False)
-        pytest.skip(message)
-    return REAL_EVTX
 
 
 def test_files_are_the_documented_ones(real_dir):

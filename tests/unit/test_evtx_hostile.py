@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import random
 import re
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -33,8 +32,6 @@ from collectors.evtx_scan import (
     scan_file,
     scan_folder,
 )
-
-REAL_EVTX = Path(__file__).resolve().parents[2].parent / "shared" / "evtx"
 
 # A provider each file does hold, so scanning for it renders (damaged) records with python-evtx.
 OWN_PROVIDER = {
@@ -53,16 +50,6 @@ OWN_PROVIDER = {
 NAMES = sorted(OWN_PROVIDER)
 RENDER_BUDGET_TICKS = 12  # budget checks (chunks started + records rendered) a rendering scan may make
 NOT_EVTX = "is not an evtx file"
-
-
-@pytest.fixture(scope="module")
-def real_dir() -> Path:
-    if not REAL_EVTX.is_dir() or not any(REAL_EVTX.glob("*.evtx")):
-        message = f"the real .evtx files are not at {REAL_EVTX} (a sibling 'shared/evtx' of the project)"
-        if "CI" in os.environ:
-            pytest.fail(f"{message}; CI must have them", pytrace=False)
-        pytest.skip(message)
-    return REAL_EVTX
 
 
 @pytest.fixture
