@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from Evtx.Evtx import Evtx  # noqa: E402
 
-from collectors.evtx_scan import scan_file  # noqa: E402
+from collectors.sources.evtx import scan_file
 from tests.evtx_writer import OWA_PROVIDER, application_log, owa_records  # noqa: E402
 
 

@@ -82,8 +82,8 @@ def main() -> None:
                                                   "open_latency_ms": args.open_latency_ms}, "POST")
 
         from collectors import registry
+        from collectors.sources.remoting import SessionPool
         from exporter.config import load_config
-        from exporter.remoting import SessionPool
         from exporter.scheduler import JobRunner
         from exporter.state import SnapshotStore
 
@@ -101,7 +101,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "config.yaml"
             path.write_text(yaml.safe_dump(document))
-            config = load_config(path, registry.schemas(), environ={"BENCH_PASSWORD": PASSWORD})
+            config = load_config(path, registry.by_name(), environ={"BENCH_PASSWORD": PASSWORD})
         store, sessions = SnapshotStore(), SessionPool()
         collectors = registry.by_name()
         runners = [JobRunner(collectors[j.collector], j, store, sessions) for j in config.jobs()]

@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 
-from collectors.base import MetricSpec
+from collectors.contract import MetricSpec
 from exporter.http import ExporterHTTPServer
 from exporter.metrics import ExpositionCache
 from exporter.state import SnapshotStore

@@ -634,8 +634,8 @@ def _lowest(samples: list[Sample]) -> dict[str, float]:
 
 def soak_config(hosts: dict[str, Any], options: SoakOptions) -> dict[str, Any]:
     """The demo's configuration (every registered collector, default settings) with short intervals."""
+    from collectors.helpers.durations import format_duration
     from exporter.demo import demo_config
-    from exporter.durations import format_duration
 
     document = demo_config(hosts, format_duration(options.interval), None)
     document["global"]["max_concurrent_jobs"] = options.workers
@@ -656,7 +656,7 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
     with _QuietExporterLogs() as logs, SimulatorProcess(options.hosts) as sim, tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         path.write_text(yaml.safe_dump(soak_config(sim.hosts, options), sort_keys=False))
-        config = load_config(path, registry.schemas(), environ={PASSWORD_ENV: PASSWORD})
+        config = load_config(path, registry.by_name(), environ={PASSWORD_ENV: PASSWORD})
         exporter = Exporter(config, "127.0.0.1:0")
         jobs = sorted(r.job_id for r in exporter.runners)
         scraper = Scraper(exporter.url, options.scrape_every, options.scrape_timeout)

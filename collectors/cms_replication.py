@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Mapping, cast
+from typing import Any, Mapping
 
 from pydantic import Field as SettingField
 from pydantic import StrictBool
 
-from collectors.base import CollectContext, Collector, MetricSpec, Sample
-from exporter.config import CollectorSettings
-from exporter.normalize import Field, Shape, ShapeError, parse_dotnet_datetime
+from collectors.contract import (
+    CollectContext,
+    Collector,
+    CollectorSettings,
+    Field,
+    MetricSpec,
+    Sample,
+    Shape,
+    ShapeError,
+)
+from collectors.sources.normalize import parse_dotnet_datetime
 
 CMDLET = "Get-CsManagementStoreReplicationStatus"
 EVENT_CMDLET = "Get-WinEvent"
@@ -222,10 +230,14 @@ class FtaEventState:
 # ---------------------------------------------------------------------------------------- collector
 
 
-class CmsReplicationCollector(Collector):
+Context = CollectContext[CmsReplicationSettings, FtaEventState]
+
+
+class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
     name = "cms_replication"
     roles = frozenset({"lync_frontend"})
     settings_model = CmsReplicationSettings
+    state_model = FtaEventState
     metrics = (
         UP_TO_DATE,
         LAST_STATUS_REPORT,
@@ -243,8 +255,8 @@ class CmsReplicationCollector(Collector):
         EVENT_CMDLET: {"FilterHashtable": None, "MaxEvents": None},
     }
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings = cast(CmsReplicationSettings, ctx.settings)
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings = ctx.settings
         samples = self._replicas(ctx)
         if settings.central_management_store_status:
             samples += self._cms_status(ctx)
@@ -252,7 +264,7 @@ class CmsReplicationCollector(Collector):
             samples += self._fta_events(ctx, settings.file_transfer_agent_max_events)
         return samples
 
-    def _replicas(self, ctx: CollectContext) -> list[Sample]:
+    def _replicas(self, ctx: Context) -> list[Sample]:
         answer = ctx.run("windows", CMDLET, None, REPLICA_STATE)
         samples: list[Sample] = []
         seen: set[str] = set()
@@ -271,7 +283,7 @@ class CmsReplicationCollector(Collector):
             samples.append(REPLICA_INFO.sample(1, replica=fqdn, product_version=version))
         return samples
 
-    def _cms_status(self, ctx: CollectContext) -> list[Sample]:
+    def _cms_status(self, ctx: Context) -> list[Sample]:
         answer = ctx.run("windows", CMDLET, {"CentralManagementStoreStatus": None}, CMS_STATUS)
         if not answer.objects:
             return []
@@ -287,7 +299,7 @@ class CmsReplicationCollector(Collector):
                 samples.append(STATUS_TIMESTAMP.sample(moment, property=prop, server=server))
         return samples
 
-    def _fta_events(self, ctx: CollectContext, max_events: int) -> list[Sample]:
+    def _fta_events(self, ctx: Context, max_events: int) -> list[Sample]:
         query = {"LogName": FTA_LOG, "ProviderName": FTA_PROVIDER, "Id": list(FTA_EVENT_IDS)}
         answer = ctx.run(
             "windows",
@@ -296,7 +308,7 @@ class CmsReplicationCollector(Collector):
             FTA_EVENT,
             accept_error_ids=("NoMatchingEventsFound",),  # no event is an empty answer, not a failure
         )
-        state: FtaEventState = ctx.memory.setdefault("fta_events", FtaEventState())
+        state = ctx.state
         state.update(answer.objects)
         samples = [FTA_EVENTS.sample(state.counts[event_id], event_id=str(event_id)) for event_id in FTA_EVENT_IDS]
         samples += [

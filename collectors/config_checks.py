@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collectors.base import MetricSpec, Sample
+from collectors.contract import MetricSpec, Sample
 
 CONFIG_CHECK_OK = MetricSpec(
     "lync_owa_config_check_ok",

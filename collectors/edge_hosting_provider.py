@@ -29,18 +29,26 @@ organisation (as ``global.lync_pool_fqdn`` already assumes): every front end rea
 from __future__ import annotations
 
 import re
-import threading
-import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, cast
+from typing import Any, Iterable, Mapping
 
 from pydantic import Field as SettingField
 from pydantic import field_validator
 
-from collectors.base import CollectContext, Collector, MetricSpec, Sample
-from exporter.config import CollectorSettings, NonNegativeDuration
-from exporter.normalize import Field, Shape
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.contract import (
+    CollectContext,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    ErrorKind,
+    Fact,
+    Field,
+    MetricSpec,
+    NonNegativeDuration,
+    Posted,
+    Sample,
+    Shape,
+)
 
 PROVIDER_CMDLET = "Get-CsHostingProvider"
 ACCESS_EDGE_CMDLET = "Get-CsAccessEdgeConfiguration"
@@ -225,52 +233,30 @@ def compare_with_cms(local: Provider | None, cms: Provider | None) -> dict[str, 
     return {"present": True, **{name: getattr(local, name) == getattr(cms, name) for name in COMPARED_FIELDS}}
 
 
-@dataclass(frozen=True)
-class CmsCopy:
-    provider: Provider | None  # None: the CMS has no Exchange Online provider
-    fresh_until: float  # time.monotonic()
+# The provider the CMS holds (None: the CMS has none), as a front-end job of this exporter last read it,
+# waiting to be compared by the Edge jobs.
+CMS_PROVIDER: Fact[Provider | None] = Fact("cms_hosting_provider")
 
 
-class CmsCopies:
-    """The newest CMS copy a front-end job of this exporter read, waiting to be compared by Edge jobs."""
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._copy: CmsCopy | None = None
-
-    def publish(self, copy: CmsCopy) -> None:
-        with self._changed:
-            self._copy = copy
-            self._changed.notify_all()
-
-    def fresh(self) -> CmsCopy | None:
-        with self._changed:
-            return self._fresh_locked()
-
-    def wait_for_fresh(self, timeout: float) -> CmsCopy | None:
-        with self._changed:
-            self._changed.wait_for(lambda: self._fresh_locked() is not None, timeout=max(timeout, 0.0))
-            return self._fresh_locked()
-
-    def _fresh_locked(self) -> CmsCopy | None:
-        copy = self._copy
-        return copy if copy is not None and copy.fresh_until > time.monotonic() else None
+@dataclass
+class EdgeState:
+    waited_for_cms_copy: bool = False  # only the first run waits for a front end's copy
 
 
-class EdgeHostingProviderCollector(Collector):
+Context = CollectContext[EdgeHostingProviderSettings, EdgeState]
+
+
+class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeState]):
     name = "edge_hosting_provider"
     roles = frozenset({"lync_edge", "lync_frontend"})
     settings_model = EdgeHostingProviderSettings
+    state_model = EdgeState
     metrics = (EDGE_PRESENT, SETTING_OK, FEDERATION_ENABLED, CMS_COMPARED, MATCHES_CMS, CMS_PRESENT)
     cmdlets = (("windows", PROVIDER_CMDLET), ("windows", ACCESS_EDGE_CMDLET))
     cmdlet_parameters = {PROVIDER_CMDLET: {"LocalStore": None}, ACCESS_EDGE_CMDLET: {"LocalStore": None}}
 
-    def __init__(self) -> None:
-        # One per exporter process (the registry's instance), shared by all of this collector's jobs.
-        self.cms_copies = CmsCopies()
-
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings = cast(EdgeHostingProviderSettings, ctx.settings)
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings = ctx.settings
         samples: list[Sample] = []
         if "lync_frontend" in ctx.target.roles:
             samples += self._read_cms(ctx, settings)
@@ -278,15 +264,13 @@ class EdgeHostingProviderCollector(Collector):
             samples += self._read_edge(ctx, settings)
         return samples
 
-    def _read_cms(self, ctx: CollectContext, settings: EdgeHostingProviderSettings) -> list[Sample]:
+    def _read_cms(self, ctx: Context, settings: EdgeHostingProviderSettings) -> list[Sample]:
         answer = ctx.run("windows", PROVIDER_CMDLET, None, HOSTING_PROVIDER)
         provider = select_provider(read_providers(answer.objects), settings.identity, settings.proxy_fqdns)
-        # Served as long as this job's own data would be: the exporter's staleness bound.
-        lifetime = ctx.global_settings.staleness_intervals * settings.interval
-        self.cms_copies.publish(CmsCopy(provider, time.monotonic() + lifetime))
+        ctx.post(CMS_PROVIDER, provider)
         return [CMS_PRESENT.sample(1 if provider else 0)]
 
-    def _read_edge(self, ctx: CollectContext, settings: EdgeHostingProviderSettings) -> list[Sample]:
+    def _read_edge(self, ctx: Context, settings: EdgeHostingProviderSettings) -> list[Sample]:
         local = read_providers(ctx.run("windows", PROVIDER_CMDLET, LOCAL_STORE, HOSTING_PROVIDER).objects)
         federated = self._allow_federated_users(ctx)
         provider = select_provider(local, settings.identity, settings.proxy_fqdns)
@@ -298,27 +282,27 @@ class EdgeHostingProviderCollector(Collector):
         samples.append(CMS_COMPARED.sample(1 if cms else 0))
         if cms is not None:
             # Compare the provider the CMS holds under the same identity, whatever its ProxyFqdn says now.
-            if cms.provider is not None:
-                wanted = cms.provider.identity.casefold()
+            if cms.value is not None:
+                wanted = cms.value.identity.casefold()
                 provider = next((p for p in local if p.identity.casefold() == wanted), None)
-            drift = compare_with_cms(provider, cms.provider)
+            drift = compare_with_cms(provider, cms.value)
             samples += [MATCHES_CMS.sample(1 if equal else 0, field=name) for name, equal in drift.items()]
         return samples
 
-    def _allow_federated_users(self, ctx: CollectContext) -> bool:
+    def _allow_federated_users(self, ctx: Context) -> bool:
         objects = ctx.run("windows", ACCESS_EDGE_CMDLET, LOCAL_STORE, ACCESS_EDGE).objects
         if not objects:
-            where = f"{ctx.endpoint('windows').where} {ACCESS_EDGE_CMDLET}"
-            raise RemoteError(ErrorKind.SHAPE, where, "answered no access edge configuration (expected Global)")
+            where = f"{ctx.where('windows')} {ACCESS_EDGE_CMDLET}"
+            raise CollectError(ErrorKind.SHAPE, where, "answered no access edge configuration (expected Global)")
         chosen = next((o for o in objects if _text(o.get("Identity")).casefold() == "global"), objects[0])
         return chosen["AllowFederatedUsers"] is True
 
-    def _cms_copy(self, ctx: CollectContext, settings: EdgeHostingProviderSettings) -> CmsCopy | None:
-        copy = self.cms_copies.fresh()
-        if copy is None and not ctx.memory.get("waited_for_cms_copy"):
+    def _cms_copy(self, ctx: Context, settings: EdgeHostingProviderSettings) -> Posted[Provider | None] | None:
+        copy = ctx.facts.fresh(CMS_PROVIDER)
+        if copy is None and not ctx.state.waited_for_cms_copy:
             # Only the first run waits: later, a missing copy means no front-end job succeeds lately.
             budget = min(settings.cms_copy_wait, ctx.deadline.remaining() - DEADLINE_MARGIN_SECONDS)
             if budget > 0:
-                copy = self.cms_copies.wait_for_fresh(budget)
-        ctx.memory["waited_for_cms_copy"] = True
+                copy = ctx.facts.wait_for_fresh(CMS_PROVIDER, budget)
+        ctx.state.waited_for_cms_copy = True
         return copy

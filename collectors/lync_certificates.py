@@ -24,10 +24,17 @@ from typing import Any, Mapping
 
 from pydantic import field_validator
 
-from collectors.base import CollectContext, Collector, MetricSpec, Sample
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
-from exporter.config import CollectorSettings
-from exporter.normalize import Field, Shape
+from collectors.contract import (
+    CollectContext,
+    Collector,
+    CollectorSettings,
+    Field,
+    MetricSpec,
+    NoState,
+    Sample,
+    Shape,
+)
 
 CMDLET = "Get-CsCertificate"
 OAUTH_USE = "OAuthTokenIssuer"
@@ -241,7 +248,10 @@ def current_oauth_certificate(certs: list[LyncCertificate], now: dt.datetime) ->
 # --- the collector ------------------------------------------------------------------------------
 
 
-class LyncCertificatesCollector(Collector):
+Context = CollectContext[LyncCertificateSettings, NoState]
+
+
+class LyncCertificatesCollector(Collector[LyncCertificateSettings, NoState]):
     name = "lync_certificates"
     roles = frozenset({"lync_frontend", "lync_edge"})
     settings_model = LyncCertificateSettings
@@ -249,7 +259,7 @@ class LyncCertificatesCollector(Collector):
     cmdlets = (("windows", CMDLET),)
     cmdlet_parameters = {CMDLET: {}}
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
+    def collect(self, ctx: Context) -> list[Sample]:
         answer = ctx.run("windows", CMDLET, None, CERTIFICATE)
         certs = [parse_certificate(obj) for obj in answer.objects]
         samples = self._certificate_samples(certs)
@@ -275,10 +285,9 @@ class LyncCertificatesCollector(Collector):
         return samples
 
     @staticmethod
-    def _oauth_samples(ctx: CollectContext, certs: list[LyncCertificate]) -> list[Sample]:
+    def _oauth_samples(ctx: Context, certs: list[LyncCertificate]) -> list[Sample]:
         oauth = current_oauth_certificate(certs, dt.datetime.now(dt.timezone.utc))
-        settings: LyncCertificateSettings = ctx.settings  # type: ignore[assignment]
-        domain = settings.sip_domain or sip_domain_from_pool(ctx.global_settings.lync_pool_fqdn)
+        domain = ctx.settings.sip_domain or sip_domain_from_pool(ctx.estate.lync_pool_fqdn)
         samples: list[Sample] = []
         if oauth is not None:
             samples.append(OAUTH_INFO.sample(1, thumbprint=oauth.thumbprint))

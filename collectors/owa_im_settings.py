@@ -10,14 +10,22 @@ policy is exported too, so a dashboard shows which ones keep IM off.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field as SettingField
 
-from collectors.base import CollectContext, Collector, MetricSpec, Sample, label_value
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
-from exporter.config import CollectorSettings
-from exporter.normalize import Field, Shape
+from collectors.contract import (
+    CollectContext,
+    Collector,
+    CollectorSettings,
+    Field,
+    MetricSpec,
+    Sample,
+    Shape,
+    label_value,
+)
 
 IM_TYPE_OCS = "ocs"
 BACK_END_SITE = "exchange back end"
@@ -91,32 +99,42 @@ def default_policy(policies: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-class OwaImSettingsCollector(Collector):
+@dataclass
+class OwaImSettingsState:
+    no_vdir_logged: bool = False  # the warning about a missing virtual directory was given
+    policies_truncated: int | None = None  # the policy count last warned about (max_policies)
+
+
+Context = CollectContext[OwaImSettingsSettings, OwaImSettingsState]
+
+
+class OwaImSettingsCollector(Collector[OwaImSettingsSettings, OwaImSettingsState]):
     name = "owa_im_settings"
     roles = frozenset({"exchange_client_access"})
     settings_model = OwaImSettingsSettings
+    state_model = OwaImSettingsState
     metrics = (CONFIG_CHECK_OK, POLICY_IM_ENABLED, POLICY_IM_TYPE_OCS)
     cmdlets = (("exchange", "Get-OwaVirtualDirectory"), ("exchange", "Get-OwaMailboxPolicy"))
     cmdlet_parameters = {"Get-OwaVirtualDirectory": {"Server": None}, "Get-OwaMailboxPolicy": {}}
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings: OwaImSettingsSettings = ctx.settings  # type: ignore[assignment]
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings = ctx.settings
         server = settings.exchange_server or ctx.target.host
         return self._virtual_directories(ctx, server) + self._mailbox_policies(ctx, settings.max_policies)
 
-    def _virtual_directories(self, ctx: CollectContext, server: str) -> list[Sample]:
+    def _virtual_directories(self, ctx: Context, server: str) -> list[Sample]:
         answer = ctx.run("exchange", "Get-OwaVirtualDirectory", {"Server": server}, VIRTUAL_DIRECTORY)
         front_end = [vdir for vdir in answer.objects if not is_back_end(vdir)]
-        if not front_end and not ctx.memory.get("no_vdir_logged"):
+        if not front_end and not ctx.state.no_vdir_logged:
             # A client-access server without an OWA virtual directory serves no OWA, and so no IM.
             ctx.log.warning("%s has no client-access OWA virtual directory", server)
-        ctx.memory["no_vdir_logged"] = not front_end
+        ctx.state.no_vdir_logged = not front_end
         return [
             check_sample("owa_vdir_im_enabled", bool(front_end) and all(im_enabled(v) for v in front_end)),
             check_sample("owa_vdir_im_type_ocs", bool(front_end) and all(im_type_ocs(v) for v in front_end)),
         ]
 
-    def _mailbox_policies(self, ctx: CollectContext, limit: int) -> list[Sample]:
+    def _mailbox_policies(self, ctx: Context, limit: int) -> list[Sample]:
         answer = ctx.run("exchange", "Get-OwaMailboxPolicy", None, MAILBOX_POLICY)
         policies = [p for p in answer.objects if policy_name(p)]
         default = default_policy(policies)
@@ -137,10 +155,10 @@ class OwaImSettingsCollector(Collector):
             if key in seen:
                 continue
             if len(seen) >= limit:
-                if ctx.memory.get("policies_truncated") != len(ordered):
+                if ctx.state.policies_truncated != len(ordered):
                     ctx.log.warning("%d OWA mailbox policies; exporting the first %d (max_policies)",
                                     len(ordered), limit)
-                ctx.memory["policies_truncated"] = len(ordered)
+                ctx.state.policies_truncated = len(ordered)
                 break
             seen.add(key)
             samples.append(POLICY_IM_ENABLED.sample(1 if im_enabled(policy) else 0, policy=name))

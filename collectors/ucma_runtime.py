@@ -11,10 +11,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from collectors.cmdlet_policy import Matching, OneOf
-from collectors.base import CollectContext, Collector, Sample
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
-from exporter.normalize import Field, Shape
+from collectors.contract import (
+    CollectContext,
+    Collector,
+    CollectorSettings,
+    Field,
+    NoState,
+    Sample,
+    Shape,
+)
+from collectors.helpers.cmdlet_policy import Matching, OneOf
 
 REGISTRY_CMDLET = "Get-ItemProperty"
 ITEM_CMDLET = "Get-Item"
@@ -65,7 +72,10 @@ def dll_path_for(value: Any) -> str | None:
     return f"{folder}\\{DLL_NAME}"
 
 
-class UcmaRuntimeCollector(Collector):
+Context = CollectContext[CollectorSettings, NoState]
+
+
+class UcmaRuntimeCollector(Collector[CollectorSettings, NoState]):
     name = "ucma_runtime"
     roles = frozenset({"exchange_mailbox"})
     metrics = (CONFIG_CHECK_OK,)
@@ -75,7 +85,7 @@ class UcmaRuntimeCollector(Collector):
         ITEM_CMDLET: {"LiteralPath": Matching(r".*\\Microsoft\.Rtc\.Internal\.Ucweb\.dll")},
     }
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
+    def collect(self, ctx: Context) -> list[Sample]:
         key = ctx.run("windows", REGISTRY_CMDLET, {"Path": IM_KEY}, REGISTRY_KEY, accept_error_ids=_NOT_FOUND_IDS)
         value = implementation_dll_path(key.objects)
         dll_present = False
@@ -91,7 +101,7 @@ class UcmaRuntimeCollector(Collector):
             check_sample("ucma_dll_present", dll_present),
         ]
 
-    def _is_file(self, ctx: CollectContext, path: str) -> bool:
+    def _is_file(self, ctx: Context, path: str) -> bool:
         # -LiteralPath: brackets, '*' or '?' in the folder name are characters, not wildcards.
         answer = ctx.run("windows", ITEM_CMDLET, {"LiteralPath": path}, ITEM, accept_error_ids=_NOT_FOUND_IDS)
         return any(obj.get("PSIsContainer") is not True for obj in answer.objects)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from typing import Any, Mapping
 
 from collectors import registry
-from collectors.base import Collector
+from collectors.contract import Collector, FactsBoard
+from collectors.sources.remoting import SessionPool
 from exporter.config import Config
 from exporter.http import ExporterHTTPServer, parse_listen_address
 from exporter.metrics import ExpositionCache
-from exporter.remoting import SessionPool
 from exporter.scheduler import CollectionScheduler, JobRunner
 from exporter.state import SnapshotStore
 from exporter.web_config import WebConfig
@@ -23,17 +23,18 @@ class Exporter:
         self,
         config: Config,
         listen_address: str,
-        collectors: Mapping[str, Collector] | None = None,
+        collectors: Mapping[str, Collector[Any, Any]] | None = None,
         web_config: WebConfig | None = None,
     ) -> None:
-        collectors = dict(collectors or registry.by_name())
+        # One instance of each collector per exporter; tests may pass their own (a fake DNS resolver).
+        collectors = dict(collectors or {name: cls() for name, cls in registry.by_name().items()})
         self.config = config
         self.store = SnapshotStore(config.global_.staleness_intervals)
         self.sessions = SessionPool()
-        schemas = {name: registry.schema_of(c) for name, c in collectors.items()}
+        self.facts = FactsBoard()  # what one job reads for others, shared by this exporter's jobs only
         self.runners = [
-            JobRunner(collectors[job.collector], job, self.store, self.sessions, config.global_)
-            for job in config.jobs(schemas)
+            JobRunner(collectors[job.collector], job, self.store, self.sessions, config.global_, self.facts)
+            for job in config.jobs(collectors)
         ]
         self.scheduler = CollectionScheduler(self.runners, config.global_.max_concurrent_jobs)
         known_metrics = [spec for c in collectors.values() for spec in c.metrics]

@@ -96,7 +96,7 @@ def load_or_report(path: str):
     from exporter.config import ConfigError, load_config
 
     try:
-        return load_config(path, registry.schemas())
+        return load_config(path, registry.by_name())
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return None
@@ -125,7 +125,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     web_ok, web_config = load_web_config_or_report(args.web_config_file)
     if config is None or not web_ok:
         return EXIT_BAD_CONFIG
-    jobs = config.jobs(registry.schemas())
+    jobs = config.jobs(registry.by_name())
     print(f"{args.config_file}: OK, {len(config.targets)} targets, {len(jobs)} jobs")
     if web_config is not None:
         print(f"{args.web_config_file}: OK, {web_config.summary()}")

@@ -29,7 +29,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Protocol, Union
 from urllib.parse import urlsplit
 
 import yaml
@@ -39,21 +39,21 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    StrictBool,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from exporter.durations import format_duration, parse_duration
+from collectors.contract import SETTINGS_SOURCE, SOURCE_YAML, CollectorSettings
+from collectors.helpers.paths import resolve_path
+from collectors.helpers.values import yaml_type
 
 __all__ = [
     "ROLES",
     "ENDPOINT_KINDS",
     "Problem",
     "ConfigError",
-    "CollectorSettings",
     "CollectorSchema",
     "GlobalSettings",
     "Credential",
@@ -83,7 +83,6 @@ _MAX_PASSWORD_FILE_BYTES = 64 * 1024
 # Aliases can expand a small file exponentially ("billion laughs"); cap the expanded size.
 _MAX_YAML_NODES = 100_000
 # Passed to pydantic so duration fields know their input came from the file (bare numbers refused).
-_YAML_SOURCE = "yaml"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -127,89 +126,19 @@ class ConfigError(Exception):
 
 
 # --------------------------------------------------------------------------------------------------
-# Durations inside pydantic models
+# What the loader knows of each collector
 # --------------------------------------------------------------------------------------------------
 
 
-def _from_yaml(info: ValidationInfo) -> bool:
-    return isinstance(info.context, Mapping) and info.context.get("source") == _YAML_SOURCE
+class CollectorSchema(Protocol):
+    """What the configuration needs to know about a collector (its class, from the registry): its
+    settings model and its roles."""
 
+    @property
+    def settings_model(self) -> type[CollectorSettings]: ...
 
-def _duration_input(value: Any, info: ValidationInfo, *, allow_zero: bool) -> Any:
-    # In the file a duration must carry its unit ("30" could mean seconds or milliseconds);
-    # code building settings directly may pass float seconds.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return parse_duration(value, allow_zero=allow_zero)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a duration such as '30s', got {_yaml_type(value)}")
-    if _from_yaml(info):
-        raise ValueError(f"duration {value!r} has no unit: write it as e.g. '{value}s'")
-    return float(value)
-
-
-def _positive_duration(value: Any, info: ValidationInfo) -> Any:
-    return _duration_input(value, info, allow_zero=False)
-
-
-def _non_negative_duration(value: Any, info: ValidationInfo) -> Any:
-    return _duration_input(value, info, allow_zero=True)
-
-
-Duration = Annotated[float, BeforeValidator(_positive_duration)]
-NonNegativeDuration = Annotated[float, BeforeValidator(_non_negative_duration)]
-
-
-class CollectorSettings(BaseModel):
-    """Settings every collector has. Collectors subclass this to add their own keys.
-
-    Durations are float seconds; in YAML they are Prometheus durations ("30s"). ``jitter`` left unset
-    becomes 10% of the interval, at most 30 s. Subclasses keep ``extra="forbid"``: a misspelt key is
-    an error, not a silently ignored setting.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: StrictBool = True
-    interval: Duration = Field(default=60.0, gt=0)
-    # validate_default so the cross-field checks below also run on defaults ("interval: 20s" alone
-    # must fail against the 30 s default timeout).
-    timeout: Duration = Field(default="30s", gt=0, validate_default=True)  # type: ignore[assignment]
-    jitter: NonNegativeDuration | None = Field(default=None, validate_default=True)
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout_below_interval(cls, timeout: float, info: ValidationInfo) -> float:
-        interval = info.data.get("interval")
-        if interval is not None and timeout >= interval:
-            raise ValueError(
-                f"timeout ({format_duration(timeout)}) must be shorter than interval ({format_duration(interval)}),"
-                " or runs would overlap"
-            )
-        return timeout
-
-    @field_validator("jitter")
-    @classmethod
-    def _jitter_default_and_bound(cls, jitter: float | None, info: ValidationInfo) -> float | None:
-        interval = info.data.get("interval")
-        if interval is None:  # interval itself was invalid and is reported already
-            return jitter
-        if jitter is None:
-            return min(interval * 0.1, 30.0)
-        if jitter >= interval:
-            raise ValueError(
-                f"jitter ({format_duration(jitter)}) must be shorter than interval ({format_duration(interval)})"
-            )
-        return jitter
-
-
-@dataclass(frozen=True)
-class CollectorSchema:
-    """What the configuration needs to know about a collector: its settings model and its roles."""
-
-    settings_model: type[CollectorSettings]
-    roles: frozenset[str]
+    @property
+    def roles(self) -> frozenset[str]: ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -627,7 +556,7 @@ class _Loader:
         self.environ = environ
         self.problems: list[Problem] = []
         self._seen_problems: set[tuple[str, str]] = set()
-        self._context = {"source": _YAML_SOURCE, "base_dir": self.base_dir}
+        self._context = {SETTINGS_SOURCE: SOURCE_YAML, "base_dir": self.base_dir}
         # Per collector: its `collectors.<name>` section and the errors it has on its own, so a
         # target inheriting a broken section does not repeat the section's errors.
         self._defaults: dict[str, dict[str, Any]] = {}
@@ -643,7 +572,7 @@ class _Loader:
             return None
         if not isinstance(data, dict):
             self.problem(
-                (), f"the top level must be a mapping with keys {', '.join(_TOP_LEVEL_KEYS)}, got {_yaml_type(data)}"
+                (), f"the top level must be a mapping with keys {', '.join(_TOP_LEVEL_KEYS)}, got {yaml_type(data)}"
             )
             return None
         self._check_known_keys(data, (), _TOP_LEVEL_KEYS)
@@ -669,7 +598,7 @@ class _Loader:
         section = _none_as_empty_mapping(section)
         if not isinstance(section, dict):
             self.problem(
-                ("credentials",), f"must be a mapping of credential name to credential, got {_yaml_type(section)}"
+                ("credentials",), f"must be a mapping of credential name to credential, got {yaml_type(section)}"
             )
             return {}
         return {name: self._load_credential(name, raw) for name, raw in section.items()}
@@ -733,7 +662,7 @@ class _Loader:
     def _load_collector_defaults(self, section: Any) -> None:
         section = _none_as_empty_mapping(section)
         if not isinstance(section, dict):
-            self.problem(("collectors",), f"must be a mapping of collector name to settings, got {_yaml_type(section)}")
+            self.problem(("collectors",), f"must be a mapping of collector name to settings, got {yaml_type(section)}")
             return
         for name, raw in section.items():
             path: KeyPath = ("collectors", name)
@@ -753,7 +682,7 @@ class _Loader:
             return None
         raw = _none_as_empty_mapping(raw)
         if not isinstance(raw, dict):
-            self.problem(path, f"collector settings must be a mapping, got {_yaml_type(raw)}")
+            self.problem(path, f"collector settings must be a mapping, got {yaml_type(raw)}")
             return None
         return raw
 
@@ -774,7 +703,7 @@ class _Loader:
             self.problem(where, "no targets: define at least one entry under 'targets'")
             return []
         if not isinstance(section, list):
-            self.problem(("targets",), f"must be a list of targets, got {_yaml_type(section)}")
+            self.problem(("targets",), f"must be a list of targets, got {yaml_type(section)}")
             return []
         first_line_of_name: dict[str, int] = {}
         targets = []
@@ -1013,14 +942,6 @@ def _is_host(value: str) -> bool:
         return bool(_HOSTNAME_RE.fullmatch(value))
 
 
-def resolve_path(name: str, info: ValidationInfo | None, base_dir: Path | None = None) -> Path:
-    """A path from the configuration: relative paths are relative to the configuration file, as in Prometheus."""
-    if base_dir is None and info is not None and isinstance(info.context, Mapping):
-        base_dir = info.context.get("base_dir")
-    path = Path(name)
-    return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
-
-
 def _warn_if_shared(file_path: Path, mode: int, credential: str) -> None:
     if os.name == "posix" and mode & 0o077:
         log.warning(
@@ -1081,13 +1002,13 @@ def _error_message(err: Any, model: type[BaseModel], loc: KeyPath) -> str:
     if kind == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
         return "must not be empty"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"must be a mapping, got {_yaml_type(err.get('input'))}"
+        return f"must be a mapping, got {yaml_type(err.get('input'))}"
     message = message.replace("Input should be", "must be", 1)
     if kind == "literal_error" and isinstance(err.get("input"), str) and len(err["input"]) <= 64:
         return f"{message}, got {err['input']!r}"
     if kind.endswith("_type"):
         hint = "; quote it to make it a string" if kind == "string_type" and _is_scalar(err.get("input")) else ""
-        return f"{message}, got {_yaml_type(err.get('input'))}{hint}"
+        return f"{message}, got {yaml_type(err.get('input'))}{hint}"
     return message
 
 
@@ -1130,21 +1051,3 @@ def _suggest(word: str, choices: Any) -> str:
 
 def _is_scalar(value: Any) -> bool:
     return value is not None and not isinstance(value, (dict, list))
-
-
-def _yaml_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"a {type(value).__name__}"

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
+from collectors.helpers.durations import format_duration, parse_duration
 from exporter.cli import EXIT_BAD_CONFIG, EXIT_FAILURE, EXIT_OK, load_or_report
-from exporter.durations import format_duration, parse_duration
 from exporter.shutdown import wait_for_signal
 
 log = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Iterable
 
-from collectors.base import Collector
-from collectors.cmdlet_policy import Matching, OneOf, Rule, merge
+from collectors.contract import Collector
+from collectors.helpers.cmdlet_policy import Matching, OneOf, Rule, merge
 
 ROLE_NAME = "LyncOwaExporter"
 READ_VERBS = ("Get-", "Test-")
@@ -29,7 +29,7 @@ class NotReadOnly(ValueError):
     pass
 
 
-def declared(collectors: Iterable[Collector]) -> dict[str, dict[str, list[str]]]:
+def declared(collectors: Iterable[type[Collector]]) -> dict[str, dict[str, list[str]]]:
     """endpoint kind -> cmdlet -> the collectors that call it (sorted, de-duplicated)."""
     table: dict[str, dict[str, set[str]]] = {}
     for collector in collectors:
@@ -41,7 +41,7 @@ def declared(collectors: Iterable[Collector]) -> dict[str, dict[str, list[str]]]
             for endpoint, cmdlets in sorted(table.items())}
 
 
-def parameter_policies(collectors: Iterable[Collector], endpoint: str) -> dict[str, dict[str, Rule]]:
+def parameter_policies(collectors: Iterable[type[Collector]], endpoint: str) -> dict[str, dict[str, Rule]]:
     """cmdlet -> parameter -> merged rule, for cmdlets every calling collector declared parameters for.
 
     A cmdlet some collector calls without a declaration stays unrestricted (listed by name only).
@@ -81,7 +81,7 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def role_capability(collectors: Iterable[Collector]) -> str:
+def role_capability(collectors: Iterable[type[Collector]]) -> str:
     windows = declared(collectors).get("windows", {})
     lines = [
         "# JEA role capability for lync-owa-exporter: the read-only cmdlets its collectors call on the",
@@ -126,7 +126,7 @@ def session_configuration() -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme(collectors: Iterable[Collector]) -> str:
+def readme(collectors: Iterable[type[Collector]]) -> str:
     table = declared(collectors)
     lines = [
         "# JEA files for lync-owa-exporter",
@@ -152,7 +152,7 @@ def readme(collectors: Iterable[Collector]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def files(collectors: Iterable[Collector]) -> dict[str, str]:
+def files(collectors: Iterable[type[Collector]]) -> dict[str, str]:
     collectors = list(collectors)
     return {
         f"{ROLE_NAME}.psrc": role_capability(collectors),

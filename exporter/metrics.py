@@ -13,15 +13,14 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
-from collectors.base import MetricSpec, Sample
+from collectors.contract import ERROR_KINDS, MetricSpec, Sample
 from exporter import __version__
-from exporter.remoting import ERROR_KINDS
 from exporter.state import JobStatus, SnapshotStore
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -15,15 +15,27 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from collectors.base import CollectContext, Collector, Sample
-from exporter.config import GlobalSettings, JobSpec
-from exporter.remoting import Deadline, ErrorKind, RemoteError, SessionPool
+from collectors.contract import (
+    CmdletAnswer,
+    CollectContext,
+    CollectError,
+    Collector,
+    Deadline,
+    ErrorKind,
+    Estate,
+    FactsBoard,
+    Sample,
+    Shape,
+    TargetInfo,
+)
+from collectors.sources.remoting import EndpointSpec, SessionPool
+from exporter.config import GlobalSettings, JobSpec, Target
 from exporter.state import SnapshotStore
 
 log = logging.getLogger(__name__)
@@ -37,7 +49,40 @@ FIRST_RUN_SPREAD_SECONDS = 2.0
 @dataclass
 class _Outcome:
     samples: list[Sample] | None = None
-    error: RemoteError | None = None
+    error: CollectError | None = None
+
+
+class TargetEndpoints:
+    """Runs cmdlets on one target's endpoints for its collectors (the contract's ``CmdletRunner``).
+
+    The credential stays here, in the runtime: collectors name an endpoint kind, never a password.
+    """
+
+    def __init__(self, target: Target, sessions: SessionPool) -> None:
+        self.target = target
+        self.sessions = sessions
+
+    def spec(self, kind: str) -> EndpointSpec:
+        endpoint = self.target.endpoint(kind)
+        cred = self.target.credential
+        return EndpointSpec(
+            url=endpoint.url,
+            configuration=endpoint.configuration,
+            username=cred.username,
+            password=cred.password.get_secret_value(),
+            auth=cred.auth,
+            tls_verify=endpoint.tls_verify,
+            ca_file=endpoint.ca_file,
+            encryption=endpoint.encryption,
+        )
+
+    def where(self, endpoint_kind: str) -> str:
+        return self.spec(endpoint_kind).where
+
+    def run(self, endpoint_kind: str, cmdlet: str, parameters: Mapping[str, Any] | None, shape: Shape,
+            deadline: Deadline, accept_error_ids: Sequence[str]) -> CmdletAnswer:
+        session = self.sessions.get(self.spec(endpoint_kind))
+        return session.run(cmdlet, parameters, shape, deadline, accept_error_ids=accept_error_ids)
 
 
 class JobRunner:
@@ -45,25 +90,28 @@ class JobRunner:
 
     def __init__(
         self,
-        collector: Collector,
+        collector: Collector[Any, Any],
         spec: JobSpec,
         store: SnapshotStore,
         sessions: SessionPool,
         global_settings: GlobalSettings | None = None,
+        facts: FactsBoard | None = None,
     ) -> None:
         self.collector = collector
         self.global_settings = global_settings or GlobalSettings()
         self.spec = spec
         self.store = store
-        self.sessions = sessions
-        self.memory: dict[str, Any] = {}
+        self.endpoints = TargetEndpoints(spec.target, sessions)
+        # Shared by every job of one exporter; a runner made alone (tests) gets a board of its own.
+        self.facts = facts if facts is not None else FactsBoard()
+        self.state = collector.new_state()
         self._thread: threading.Thread | None = None
         self.log = logging.LoggerAdapter(log, {"collector": collector.name, "target": spec.target.name})
         store.register(collector.name, spec.target.name, spec.settings.interval)
 
     @property
     def job_id(self) -> str:
-        return f"{self.collector.name}@{self.spec.target.name}"
+        return self.spec.id
 
     def __call__(self) -> None:
         timeout = self.spec.settings.timeout
@@ -87,29 +135,33 @@ class JobRunner:
             self.log.debug("collector run succeeded in %.3fs", duration)
 
     def _execute(self, deadline: Deadline, outcome: _Outcome) -> None:
+        target = self.spec.target
         ctx = CollectContext(
-            target=self.spec.target,
+            target=TargetInfo(name=target.name, host=target.host, roles=target.roles),
             settings=self.spec.settings,
+            state=self.state,
             deadline=deadline,
-            sessions=self.sessions,
-            memory=self.memory,
+            runner=self.endpoints,
             log=self.log,
-            global_settings=self.global_settings,
+            estate=Estate(lync_pool_fqdn=self.global_settings.lync_pool_fqdn),
+            facts=self.facts,
+            # What a fact this job posts is good for: as long as its own data would be served.
+            fact_lifetime=self.global_settings.staleness_intervals * self.spec.settings.interval,
             declared_cmdlets=self.collector.declared_cmdlets(),
             declared_parameters=self.collector.declared_parameters(),
         )
         try:
             outcome.samples = self.collector.collect(ctx)
-        except RemoteError as exc:
+        except CollectError as exc:
             outcome.error = exc
         except Exception as exc:  # noqa: BLE001 - a collector bug must stay inside its own job
             self.log.exception("collector raised unexpectedly")
-            outcome.error = RemoteError(ErrorKind.SHAPE, self.job_id, f"collector failed: {type(exc).__name__}: {exc}"[:300])
+            outcome.error = CollectError(ErrorKind.SHAPE, self.job_id, f"collector failed: {type(exc).__name__}: {exc}"[:300])
 
     def close(self) -> None:
         """Let the collector release this job's resources (watchers); never raises."""
         try:
-            self.collector.close(self.memory)
+            self.collector.close(self.state)
         except Exception:  # noqa: BLE001 - shutting down must go on for the other jobs
             self.log.exception("collector close failed")
 

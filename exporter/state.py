@@ -11,8 +11,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Iterable
 
-from collectors.base import Sample
-from exporter.remoting import ERROR_KINDS
+from collectors.contract import ERROR_KINDS, Sample
 
 
 @dataclass(frozen=True)

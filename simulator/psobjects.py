@@ -10,8 +10,8 @@ name, Exchange MultiValuedProperty as an unknown generic collection, known strin
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from psrpcore.types import (
     PSByte,

@@ -14,8 +14,8 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 from psrpcore import ServerPipeline, ServerRunspacePool
 from psrpcore._payload import PSRPPayload, StreamType

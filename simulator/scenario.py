@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from collections.abc import Iterable, Mapping
 
 import yaml
 from pydantic import ValidationError

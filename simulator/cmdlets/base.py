@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from simulator import errors
 from simulator.estate import HostView

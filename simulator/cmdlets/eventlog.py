@@ -7,7 +7,18 @@ import fnmatch
 from typing import Any
 
 from simulator import errors, psobjects
-from simulator.cmdlets.base import ANY, HASHTABLE, INT, STRING, STRINGS, SWITCH, Invocation, Param, cmdlet, exclusive
+from simulator.cmdlets.base import (
+    ANY,
+    HASHTABLE,
+    INT,
+    STRING,
+    STRINGS,
+    SWITCH,
+    Invocation,
+    Param,
+    cmdlet,
+    exclusive,
+)
 from simulator.cmdlets.queries import QueryError, event_xpath
 
 _CLASS = "Microsoft.PowerShell.Commands.GetWinEventCommand"

@@ -8,7 +8,15 @@ import ntpath
 from typing import Any
 
 from simulator import errors, psobjects
-from simulator.cmdlets.base import INT, STRING, STRINGS, SWITCH, Invocation, Param, cmdlet
+from simulator.cmdlets.base import (
+    INT,
+    STRING,
+    STRINGS,
+    SWITCH,
+    Invocation,
+    Param,
+    cmdlet,
+)
 from simulator.cmdlets.providers import (
     CERT_STORES,
     CERTIFICATE,

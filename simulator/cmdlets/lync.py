@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import zlib
-from typing import Any
 from collections.abc import Iterable
+from typing import Any
 
 from psrpcore.types import PSDict
 

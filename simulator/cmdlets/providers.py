@@ -13,8 +13,8 @@ import datetime as dt
 import ntpath
 import re
 
-from simulator.cmdlets import webconfig
 from simulator.clock import TimeSpec, parse_time
+from simulator.cmdlets import webconfig
 from simulator.estate import HostView
 
 FILESYSTEM, REGISTRY, CERTIFICATE, UNKNOWN = "FileSystem", "Registry", "Certificate", "Unknown"

@@ -17,8 +17,8 @@ import datetime as dt
 import fnmatch
 import operator
 import re
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'[^']*'|\"[^\"]*\")|(?P<num>\d+)|(?P<op><=|>=|!=|<>|=|<|>)"

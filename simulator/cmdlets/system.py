@@ -7,7 +7,16 @@ import fnmatch
 from typing import Any
 
 from simulator import errors, psobjects
-from simulator.cmdlets.base import ANY, STRING, STRINGS, SWITCH, Invocation, Param, cmdlet, exclusive
+from simulator.cmdlets.base import (
+    ANY,
+    STRING,
+    STRINGS,
+    SWITCH,
+    Invocation,
+    Param,
+    cmdlet,
+    exclusive,
+)
 from simulator.cmdlets.queries import QueryError, wql_filter, wql_select
 from simulator.estate import HostView
 

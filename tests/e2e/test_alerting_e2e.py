@@ -17,7 +17,12 @@ import pytest
 
 from simulator.scenario import scenario_names
 from tests.conftest import PROJECT_ROOT
-from tests.e2e.alerting_stack import COLLECTOR_INTERVAL, FOR_SECONDS, SCRAPE_INTERVAL, AlertingStack
+from tests.e2e.alerting_stack import (
+    COLLECTOR_INTERVAL,
+    FOR_SECONDS,
+    SCRAPE_INTERVAL,
+    AlertingStack,
+)
 
 pytestmark = pytest.mark.e2e
 

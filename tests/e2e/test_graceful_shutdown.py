@@ -12,7 +12,15 @@ import urllib.request
 import pytest
 
 from simulator.server import Simulator
-from tests.conftest import PASSWORD_ENV, PROJECT_ROOT, SIM_PASSWORD, SIM_USERNAME, estate_config, free_port, write_config
+from tests.conftest import (
+    PASSWORD_ENV,
+    PROJECT_ROOT,
+    SIM_PASSWORD,
+    SIM_USERNAME,
+    estate_config,
+    free_port,
+    write_config,
+)
 
 pytestmark = pytest.mark.e2e
 

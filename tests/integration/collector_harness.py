@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from collectors import registry
-from collectors.base import Collector
+from collectors.contract import Collector, FactsBoard
+from collectors.sources.remoting import SessionPool
 from exporter.config import load_config
-from exporter.remoting import SessionPool
 from exporter.scheduler import JobRunner
 from exporter.state import JobStatus, SnapshotStore
 from tests.conftest import estate_config, write_config
@@ -22,14 +22,14 @@ class Job:
     """One collector x one simulated host, run on demand; ``values()`` reads what it exported."""
 
     def __init__(self, sim, tmp_path: Path, collector: Collector, target: str, settings: dict[str, Any] | None = None,
-                 sessions: SessionPool | None = None, **config_kw: Any) -> None:
+                 sessions: SessionPool | None = None, facts: FactsBoard | None = None, **config_kw: Any) -> None:
         document = estate_config(sim, collectors={collector.name: settings or {}}, **config_kw)
-        schemas = {**registry.schemas(), collector.name: registry.schema_of(collector)}
+        schemas = {**registry.by_name(), collector.name: collector}
         config = load_config(write_config(tmp_path, document), schemas)
         spec = next(j for j in config.jobs(schemas) if j.target.name == target and j.collector == collector.name)
         self.store = SnapshotStore(config.global_.staleness_intervals)
         self.sessions = sessions or SessionPool()
-        self.runner = JobRunner(collector, spec, self.store, self.sessions, config.global_)
+        self.runner = JobRunner(collector, spec, self.store, self.sessions, config.global_, facts)
         self.target = target
 
     def run(self) -> JobStatus:

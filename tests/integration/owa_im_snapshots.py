@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from collectors.base import Collector
-from collectors.im_certificate import ImCertificateCollector
+from collectors.contract import Collector
+from collectors.im_certificate.collector import ImCertificateCollector
 from collectors.owa_im_settings import OwaImSettingsCollector
 from exporter.state import JobStatus
 from tests.integration.collector_harness import Job

@@ -7,7 +7,11 @@ import time
 
 import pytest
 
-from collectors.cms_replication import CmsReplicationCollector, FtaEventState, read_cms_status
+from collectors.cms_replication import (
+    CmsReplicationCollector,
+    FtaEventState,
+    read_cms_status,
+)
 from tests.integration.collector_harness import Job
 
 FE01, EDGE01 = "fe01.contoso.com", "edge01.contoso.com"

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
+from collectors.cms_replication import CmsReplicationCollector
+from collectors.contract import FactsBoard
 from collectors.edge_hosting_provider import (
     COMPARED_FIELDS,
     SETTINGS_CHECKED,
-    CmsCopies,
-    CmsCopy,
     EdgeHostingProviderCollector,
     Provider,
     compare_with_cms,
@@ -19,7 +18,6 @@ from collectors.edge_hosting_provider import (
     select_provider,
     setting_checks,
 )
-from collectors.cms_replication import CmsReplicationCollector
 from tests.integration.collector_harness import Job
 
 EDGE01 = "edge01.contoso.com"
@@ -29,12 +27,13 @@ PREFIX = "lync_owa_"
 
 @pytest.fixture
 def jobs(sim, tmp_path, password_env):
-    """The collector's jobs on fe01 (the CMS) and edge01 (the local store), sharing one collector."""
+    """The collector's jobs on fe01 (the CMS) and edge01 (the local store), sharing one facts board."""
     collector = EdgeHostingProviderCollector()
+    facts = FactsBoard()
     created: dict[str, Job] = {}
 
     def make(target: str, **kw) -> Job:
-        job = Job(sim, tmp_path / target, collector, target, **kw)
+        job = Job(sim, tmp_path / target, collector, target, facts=facts, **kw)
         created[target] = job
         return job
 
@@ -218,13 +217,3 @@ def test_compare_with_cms_field_by_field():
     assert compare_with_cms(None, cms) == {"present": False}
     assert compare_with_cms(cms, None) == {"present": False}
     assert compare_with_cms(None, None) == {"present": True}
-
-
-def test_cms_copies_expire():
-    copies = CmsCopies()
-    assert copies.fresh() is None and copies.wait_for_fresh(0) is None
-    copies.publish(CmsCopy(None, time.monotonic() - 1))
-    assert copies.fresh() is None
-    fresh = CmsCopy(None, time.monotonic() + 600)
-    copies.publish(fresh)
-    assert copies.fresh() is fresh and copies.wait_for_fresh(5) is fresh

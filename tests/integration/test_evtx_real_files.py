@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from Evtx.Evtx import ChunkHeader, Evtx, Record
 
-from collectors.evtx_scan import (
+from collectors.sources.evtx import (
     CHUNK_HEADER_SIZE,
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
@@ -52,6 +52,11 @@ ORACLE_FILES = ["application-no-crc32.evtx", "exchange-cmdletlogs.evtx", "exchan
                 "sysmon-dirty-header.evtx"]
 
 
+# Files added to ../shared/evtx for defects the reader still has (see the event log reader issue:
+# slack-space records, templateless records). Each has a strict xfail below that passes once fixed.
+KNOWN_DEFECTS = {"slack-duplicate-record.evtx", "slack-high-record-number.evtx", "templateless-records.evtx"}
+
+
 def test_files_are_the_documented_ones(real_dir):
     sums = real_dir / "SHA256SUMS"
     if sums.exists():
@@ -59,7 +64,7 @@ def test_files_are_the_documented_ones(real_dir):
             digest, name = line.split(maxsplit=1)
             name = name.lstrip("*")
             assert hashlib.sha256((real_dir / name).read_bytes()).hexdigest() == digest, name
-    assert {p.name for p in real_dir.glob("*.evtx")} == set(DOCUMENTED)
+    assert {p.name for p in real_dir.glob("*.evtx")} == set(DOCUMENTED) | KNOWN_DEFECTS
 
 
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
@@ -145,3 +150,34 @@ def test_record_python_evtx_cannot_render_is_counted_not_raised(real_dir):
     result = scan_file(real_dir / "exchange-management-forwarded.evtx", provider="MSExchange CmdletLogs")
     assert result.error is None and result.events == []
     assert result.stats.records_rendered == result.stats.records_unreadable == 1
+
+
+def _record_numbers(path: Path) -> list[int]:
+    """Every record number the scanner's walk returns, chunk by chunk, in file order."""
+    numbers: list[int] = []
+    data = path.read_bytes()
+    for start in range(FILE_HEADER_SIZE, len(data) - CHUNK_HEADER_SIZE, CHUNK_SIZE):
+        buf = data[start:start + CHUNK_SIZE].ljust(CHUNK_SIZE, b"\0")
+        if buf[:8] == b"ElfChnk\x00":
+            numbers += [n for _o, _s, n in _walk_records(buf, ChunkHeader(buf, 0).next_record_offset(), ScanStats())]
+    return numbers
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: records in a chunk's slack space are returned")
+def test_slack_space_never_moves_the_cursor(real_dir):
+    # README: the real records are 1 to 8; stale bytes past the end-of-data mark look like records up to 9023.
+    result = scan_file(real_dir / "slack-high-record-number.evtx")
+    assert (result.stats.records_seen, result.cursor.last_record_number) == (8, 8)
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: an older copy of record 190 in slack space is returned")
+def test_slack_space_never_returns_a_record_twice(real_dir):
+    numbers = _record_numbers(real_dir / "slack-duplicate-record.evtx")
+    assert len(numbers) == len(set(numbers))
+
+
+@pytest.mark.xfail(strict=True, reason="known defect: python-evtx cannot render records written without templates")
+def test_templateless_records_are_read(real_dir):
+    # README: the Rust evtx parser reads all 455; a scan for their provider must find them.
+    result = scan_file(real_dir / "templateless-records.evtx", provider="Microsoft-Windows-Windows Defender")
+    assert len(result.events) == 455

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from collectors.im_certificate import ImCertificateCollector
-from collectors.im_settings import IM_CHECKS, SETTINGS_PROBLEMS
+from collectors.im_certificate.collector import ImCertificateCollector
+from collectors.im_certificate.im_settings import IM_CHECKS, SETTINGS_PROBLEMS
 from tests.integration.owa_im_snapshots import (
     Snapshot,
     assert_same,

@@ -15,9 +15,9 @@ from typing import Callable, TypeVar
 
 import pytest
 
-from collectors.im_log_accounting import FolderView
-from collectors.im_log_folder import ImLogFolderCollector
-from collectors.im_log_watch import FolderWatch
+from collectors.im_log_folder.accounting import FolderView
+from collectors.im_log_folder.collector import ImLogFolderCollector
+from collectors.im_log_folder.watch import FolderWatch
 from simulator.scenario import scenario_names
 from tests.integration.collector_harness import Job
 
@@ -246,7 +246,7 @@ def test_local_mode_through_the_collector(sim, jobs, tmp_path, observer):
     first = run()
     assert (first[PRESENT], first[FILES], first[BYTES], first[WRITTEN]) == (1, 1, 100, 0)
     assert abs(time.time() - first[NEWEST]) < 600
-    watch = job.runner.memory["watch"]
+    watch = job.runner.state.watch
     assert watch.running
 
     write(folder / "InstantMessaging_1.LOG", 20)
@@ -260,4 +260,4 @@ def test_local_mode_through_the_collector(sim, jobs, tmp_path, observer):
     assert sim.stats()["ex01.contoso.com"]["commands"] == commands_before  # nothing asked of the server
 
     job.close()
-    assert not watch.running and "watch" not in job.runner.memory
+    assert not watch.running and job.runner.state.watch is None

@@ -12,10 +12,15 @@ import re
 
 import pytest
 
-from collectors.base import CollectContext
+from collectors.contract import (
+    CollectContext,
+    CollectError,
+    Deadline,
+    ErrorKind,
+    TargetInfo,
+)
 from collectors.registry import ALL_COLLECTORS
 from exporter.jea import ROLE_NAME
-from exporter.remoting import Deadline, ErrorKind, RemoteError, SessionPool
 from simulator.scenario import Scenario, load_scenario
 from tests.conftest import PROJECT_ROOT
 from tests.integration.collector_harness import Job
@@ -44,7 +49,7 @@ def test_every_collector_succeeds_through_the_generated_jea_role(jea_sim, tmp_pa
         for host, info in hosts.items():
             if not set(info.roles) & collector.roles:
                 continue
-            job = Job(jea_sim, tmp_path, collector, host.split(".")[0], windows_configuration=ROLE_NAME)
+            job = Job(jea_sim, tmp_path, collector(), host.split(".")[0], windows_configuration=ROLE_NAME)
             try:
                 status = job.run()
             finally:
@@ -58,10 +63,11 @@ def test_every_collector_succeeds_through_the_generated_jea_role(jea_sim, tmp_pa
 
 def test_an_undeclared_cmdlet_is_refused_before_it_is_sent(sim, tmp_path, password_env):
     collector = next(c for c in ALL_COLLECTORS if c.name == "cms_replication")
-    job = Job(sim, tmp_path, collector, "fe01")
-    ctx = CollectContext(target=job.runner.spec.target, settings=job.runner.spec.settings, deadline=Deadline(5),
-                         sessions=SessionPool(), memory={}, log=job.runner.log,
+    job = Job(sim, tmp_path, collector(), "fe01")
+    ctx = CollectContext(target=TargetInfo("fe01", "fe01.contoso.com", frozenset({"lync_frontend"})),
+                         settings=job.runner.spec.settings, state=job.runner.state, deadline=Deadline(5),
+                         runner=job.runner.endpoints, log=job.runner.log,
                          declared_cmdlets=collector.declared_cmdlets())
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(CollectError) as caught:
         ctx.run("windows", "Get-CsCertificate", None, None)  # type: ignore[arg-type]
     assert caught.value.kind is ErrorKind.COMMAND and "not among the collector's declared cmdlets" in str(caught.value)

@@ -16,7 +16,7 @@ from collectors.lync_certificates import (
     OAUTH_INFO,
     LyncCertificatesCollector,
 )
-from exporter.remoting import SessionPool
+from collectors.sources.remoting import SessionPool
 from simulator.scenario import scenario_names
 from tests.integration.collector_harness import Job
 

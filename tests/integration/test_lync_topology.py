@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 
 from collectors.config_checks import CONFIG_CHECK_OK
-from collectors.exchange_topology import SERVER_CMDLET, SERVICE_CMDLET, ExchangeTopologyCollector
-from collectors.lync_topology import LyncTopologyCollector, UmServerReports
-from exporter.remoting import SessionPool
+from collectors.contract import FactsBoard
+from collectors.sources.remoting import SessionPool
+from collectors.topology.exchange_topology import (
+    SERVER_CMDLET,
+    SERVICE_CMDLET,
+    ExchangeTopologyCollector,
+)
+from collectors.topology.lync_topology import LyncTopologyCollector
+from collectors.topology.shared import SIPNAME_UM_SERVERS
 from simulator.scenario import scenario_names
 from tests.integration.collector_harness import Job
 
@@ -43,19 +49,25 @@ def checks(job: Job) -> dict[str, float]:
 
 
 def lync_job(sim, tmp_path, sessions, resolver=None, reports=None, settings=None, target="fe01") -> Job:
-    collector = LyncTopologyCollector(resolver or FakeResolver(*ESTATE_NAMES), reports or UmServerReports())
-    return Job(sim, tmp_path, collector, target, settings, sessions=sessions)
+    collector = LyncTopologyCollector(resolver or FakeResolver(*ESTATE_NAMES))
+    return Job(sim, tmp_path, collector, target, settings, sessions=sessions, facts=reports)
 
 
 def exchange_job(sim, tmp_path, sessions, target, reports=None) -> Job:
-    return Job(sim, tmp_path, ExchangeTopologyCollector(reports or UmServerReports()), target, sessions=sessions)
+    return Job(sim, tmp_path, ExchangeTopologyCollector(), target, sessions=sessions, facts=reports)
+
+
+def um_servers(board: FactsBoard) -> tuple[str, ...] | None:
+    """The SipName UM servers an exchange_topology job left on the board, while fresh."""
+    posted = board.fresh(SIPNAME_UM_SERVERS)
+    return posted.value if posted is not None else None
 
 
 # ---------------------------------------------------------------- L2 and L4 on the front end
 
 
 def test_healthy_front_end_passes_every_check(sim, tmp_path, password_env, sessions):
-    reports = UmServerReports()
+    reports = FactsBoard()
     resolver = FakeResolver(*ESTATE_NAMES)
     job = lync_job(sim, tmp_path, sessions, resolver, reports)
     # No Exchange job has reported the SipName UM servers yet: the duplicate check waits for one.
@@ -64,7 +76,7 @@ def test_healthy_front_end_passes_every_check(sim, tmp_path, password_env, sessi
     assert [host for host, _ in resolver.asked] == ["fe01.contoso.com", "autodiscover.contoso.com"]
     assert all(0 < budget <= 5 for _, budget in resolver.asked)
     assert checks(exchange_job(sim, tmp_path, sessions, "ex01", reports)) == {"autodiscover_internal_uri_set": 1}
-    assert reports.fresh() == ()  # ex01 (Exchange 2013) answered Get-UMDialPlan: no SipName dial plan
+    assert um_servers(reports) == ()  # ex01 (Exchange 2013) answered Get-UMDialPlan: no SipName dial plan
     assert set(checks(job)) == LYNC_CHECKS and set(checks(job).values()) == {1}
 
 
@@ -89,7 +101,7 @@ def test_autodiscover_resolution_modes(sim, tmp_path, password_env, sessions):
 
 def test_real_resolver_in_auto_mode_is_bounded_and_does_not_fail_the_run(sim, tmp_path, password_env, sessions):
     # The simulated names are not in this machine's DNS: the check is simply not run.
-    job = Job(sim, tmp_path, LyncTopologyCollector(um_reports=UmServerReports()), "fe01",
+    job = Job(sim, tmp_path, LyncTopologyCollector(), "fe01",
               {"dns_timeout": "3s"}, sessions=sessions)
     result = checks(job)
     assert result["oauth_autodiscover_url_svc"] == 1 and result["owa_trusted_application_present"] == 1
@@ -113,22 +125,22 @@ def test_missing_owa_trusted_application(sim, tmp_path, password_env, sessions):
 
 def test_trusted_pool_duplicating_a_sipname_um_server(sim, tmp_path, password_env, sessions):
     sim.set_scenario("trusted-pool-duplicates-um")
-    reports = UmServerReports()
+    reports = FactsBoard()
     # ex02 runs Exchange 2019: no Unified Messaging, no Get-UMDialPlan, nothing handed over.
     ex02 = exchange_job(sim, tmp_path, sessions, "ex02", reports)
-    assert checks(ex02) == {"autodiscover_internal_uri_set": 1} and reports.fresh() is None
-    assert ex02.runner.memory.get("no_um_dial_plan_cmdlet") is True
+    assert checks(ex02) == {"autodiscover_internal_uri_set": 1} and um_servers(reports) is None
+    assert ex02.runner.state.no_um_dial_plan_cmdlet is True
     job = lync_job(sim, tmp_path, sessions, reports=reports)
     assert "trusted_pool_not_duplicating_um" not in checks(job)
     checks(exchange_job(sim, tmp_path, sessions, "ex01", reports))
-    assert reports.fresh() == ("ex01",)
+    assert um_servers(reports) == ("ex01",)
     result = checks(job)
     assert result["trusted_pool_not_duplicating_um"] == 0 and result["owa_trusted_application_present"] == 1
 
 
 def test_setting_names_the_um_servers_instead_of_exchange(sim, tmp_path, password_env, sessions):
-    reports = UmServerReports()
-    reports.publish(["ex01"], lifetime=600)
+    reports = FactsBoard()
+    reports.post(SIPNAME_UM_SERVERS, ("ex01",), lifetime=600)
     job = lync_job(sim, tmp_path, sessions, reports=reports, settings={"sipname_um_servers": ["EX02.contoso.com"]})
     assert checks(job)["trusted_pool_not_duplicating_um"] == 0
     job = lync_job(sim, tmp_path, sessions, reports=reports, settings={"sipname_um_servers": []})
@@ -141,11 +153,11 @@ def test_setting_names_the_um_servers_instead_of_exchange(sim, tmp_path, passwor
 def test_client_access_cmdlet_by_exchange_version(sim, tmp_path, password_env, sessions):
     ex01 = exchange_job(sim, tmp_path, sessions, "ex01")
     assert checks(ex01) == {"autodiscover_internal_uri_set": 1}
-    assert ex01.runner.memory["client_access_cmdlet"] == SERVER_CMDLET  # Exchange 2013
+    assert ex01.runner.state.client_access_cmdlet == SERVER_CMDLET  # Exchange 2013
     assert checks(ex01) == {"autodiscover_internal_uri_set": 1}  # the remembered cmdlet, first time
     ex02 = exchange_job(sim, tmp_path, sessions, "ex02")
     assert checks(ex02) == {"autodiscover_internal_uri_set": 1}
-    assert ex02.runner.memory["client_access_cmdlet"] == SERVICE_CMDLET  # Exchange 2019
+    assert ex02.runner.state.client_access_cmdlet == SERVICE_CMDLET  # Exchange 2019
 
 
 def test_missing_internal_autodiscover_uri(sim, tmp_path, password_env, sessions):
@@ -182,7 +194,7 @@ EXPECTED_CHANGES = {
 
 
 def test_each_scenario_changes_only_its_own_checks(sim, tmp_path, password_env, sessions):
-    reports = UmServerReports()
+    reports = FactsBoard()
     # Exchange first: the front end's job compares with what ex01 handed over in the same round.
     jobs = {"ex01": exchange_job(sim, tmp_path, sessions, "ex01", reports),
             "ex02": exchange_job(sim, tmp_path, sessions, "ex02", reports),

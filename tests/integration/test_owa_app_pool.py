@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collectors.owa_app_pool import POOL_STATES, OwaAppPoolCollector
+from collectors.owa_app_pool.collector import POOL_STATES, OwaAppPoolCollector
 from tests.conftest import free_port
 from tests.integration.collector_harness import Job
 

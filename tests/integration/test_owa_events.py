@@ -19,15 +19,21 @@ from typing import Any
 
 import pytest
 
-from collectors import owa_events_files
-from collectors.evtx_watch import POLLING_INTERVAL_SECONDS, FolderWatch
-from collectors.owa_events import OwaEventsCollector
-from collectors.owa_events_remote import NO_EVENTS
-from collectors.owa_im_failures import IM_FAILURE_REASONS
-from exporter.normalize import parse_dotnet_datetime
-from exporter.remoting import SessionPool
+from collectors.owa_events import files as owa_events_files
+from collectors.owa_events.collector import OwaEventsCollector
+from collectors.owa_events.reasons import IM_FAILURE_REASONS
+from collectors.owa_events.remote import NO_EVENTS
+from collectors.sources.folder_watch import POLLING_INTERVAL_SECONDS, FolderWatch
+from collectors.sources.normalize import parse_dotnet_datetime
+from collectors.sources.remoting import SessionPool
 from tests.conftest import SHARED_EVTX, SIM_PASSWORD
-from tests.evtx_writer import EventSpec, EvtxWriter, background_event, corrupt_chunk, owa_event
+from tests.evtx_writer import (
+    EventSpec,
+    EvtxWriter,
+    background_event,
+    corrupt_chunk,
+    owa_event,
+)
 from tests.integration.collector_harness import Job
 from tests.simulator.helpers import pool_for, props, run
 
@@ -426,7 +432,7 @@ def test_without_a_watcher_every_file_is_rescanned(tmp_path, files_job, monkeypa
     folder = tmp_path / "exports"
     folder.mkdir()
     job = files_job(folder)
-    assert job.run().up and job.runner.memory.get("watch") is None
+    assert job.run().up and job.runner.state.watch is None
     export(folder / "new.evtx", log_events(ago(minutes=20), 10, {4: "certificate_no_private_key"}), 501)
     run_until(job, lambda: failures(job)["certificate_no_private_key"] == 1, "the new file, by a full rescan")
 
@@ -436,14 +442,14 @@ def test_a_dead_watcher_is_replaced_and_what_happened_meanwhile_is_read(tmp_path
     folder.mkdir()
     job = files_job(folder)
     job.run()
-    dead = job.runner.memory["watch"]
+    dead = job.runner.state.watch
     dead.stop()  # as if its thread had died
     export(folder / "meanwhile.evtx", log_events(ago(minutes=4), 6, {2: "certificate_not_yet_valid"}), 1)
     with caplog.at_level(logging.WARNING):
         assert job.run().up
     assert "folder watcher" in caplog.text and "stopped" in caplog.text
     assert failures(job)["certificate_not_yet_valid"] == 1  # read by the full pass of the new watcher
-    replacement = job.runner.memory["watch"]
+    replacement = job.runner.state.watch
     assert replacement is not dead and replacement.running
 
 
@@ -455,10 +461,10 @@ def test_the_watcher_is_stopped_by_close_and_a_missing_folder_fails_the_run(tmp_
     folder.mkdir()
     export(folder / "a.evtx", log_events(ago(hours=1), 5, {2: None}), 1)
     assert job.run().up and last_112(job) is not None
-    watch = job.runner.memory["watch"]
+    watch = job.runner.state.watch
     assert isinstance(watch, FolderWatch) and watch.running
     job.close()
-    assert "watch" not in job.runner.memory and not watch.running
+    assert job.runner.state.watch is None and not watch.running
 
 
 def test_a_full_pass_catches_what_a_watcher_missed(tmp_path, files_job, monkeypatch):

@@ -18,17 +18,14 @@ import pytest
 
 from collectors import registry
 from collectors.cms_replication import CmsReplicationCollector
-from exporter.config import load_config
-from exporter.normalize import Shape
-from exporter.remoting import (
+from collectors.contract import CollectError, Deadline, ErrorKind, Shape
+from collectors.sources.remoting import (
     MAX_RESPONSE_BYTES,
-    Deadline,
     EndpointSpec,
-    ErrorKind,
-    RemoteError,
     RemoteSession,
     SessionPool,
 )
+from exporter.config import load_config
 from exporter.scheduler import JobRunner
 from exporter.state import SnapshotStore
 from simulator.faults import FaultError
@@ -45,8 +42,8 @@ CAP_TEXT = f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MiB cap"
 
 def make_runner(sim, tmp_path, target: str, sessions: SessionPool) -> tuple[JobRunner, SnapshotStore]:
     document = estate_config(sim, interval="120s", timeout="60s")
-    config = load_config(write_config(tmp_path / target, document), registry.schemas())
-    job = next(j for j in config.jobs(registry.schemas()) if j.target.name == target)
+    config = load_config(write_config(tmp_path / target, document), registry.by_name())
+    job = next(j for j in config.jobs(registry.by_name()) if j.target.name == target)
     store = SnapshotStore()
     return JobRunner(CmsReplicationCollector(), job, store, sessions), store
 
@@ -184,12 +181,12 @@ class CraftedServer:
         self._thread.join(5)
 
 
-def _run_against(server: CraftedServer) -> RemoteError:
+def _run_against(server: CraftedServer) -> CollectError:
     spec = EndpointSpec(url=f"http://127.0.0.1:{server.port}/wsman", configuration="Microsoft.PowerShell",
                         username="monitor", password="Pw-crafted-5b2e", auth="basic", encryption="never")
     session = RemoteSession(spec)
     try:
-        with pytest.raises(RemoteError) as err:
+        with pytest.raises(CollectError) as err:
             session.run("Get-CsSite", None, Shape("Get-CsSite"), Deadline(60))
     finally:
         session.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
 import urllib.request
 
@@ -17,14 +16,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collectors import registry
 from collectors.cms_replication import CmsReplicationCollector
+from collectors.contract import CollectError, Deadline, ErrorKind, Field, Shape
+from collectors.sources.remoting import EndpointSpec, SessionPool
 from exporter import logsetup
 from exporter.app import Exporter
 from exporter.config import load_config
-from exporter.normalize import Field, Shape
-from exporter.remoting import Deadline, EndpointSpec, ErrorKind, RemoteError, SessionPool
 from exporter.scheduler import JobRunner
 from exporter.state import SnapshotStore
-from tests.conftest import SIM_PASSWORD, SIM_USERNAME, estate_config, free_port, write_config
+from tests.conftest import (
+    SIM_PASSWORD,
+    SIM_USERNAME,
+    estate_config,
+    free_port,
+    write_config,
+)
 
 FE01 = "fe01.contoso.com"
 FE02 = "fe02.contoso.com"
@@ -32,8 +37,8 @@ FE02 = "fe02.contoso.com"
 
 def make_runner(sim, tmp_path, target="fe01", timeout="5s", interval="60s", store=None, sessions=None, **kw):
     config = load_config(write_config(tmp_path, estate_config(sim, interval=interval, timeout=timeout, **kw)),
-                         registry.schemas())
-    job = next(j for j in config.jobs(registry.schemas()) if j.target.name == target)
+                         registry.by_name())
+    job = next(j for j in config.jobs(registry.by_name()) if j.target.name == target)
     store = store or SnapshotStore()
     runner = JobRunner(CmsReplicationCollector(), job, store, sessions or SessionPool())
     return runner, store
@@ -153,7 +158,7 @@ def test_session_deadline_ends_a_hung_call(sim, password_env):
     session = SessionPool().get(EndpointSpec(info.windows_url, "Microsoft.PowerShell", SIM_USERNAME, SIM_PASSWORD,
                                              auth="basic", encryption="never"))
     shape = Shape("Get-CsManagementStoreReplicationStatus", (Field("ReplicaFqdn", "str"),))
-    with pytest.raises(RemoteError) as err:
+    with pytest.raises(CollectError) as err:
         session.run("Get-CsManagementStoreReplicationStatus", None, shape, Deadline(1.5))
     assert err.value.kind == ErrorKind.TIMEOUT
 
@@ -166,7 +171,7 @@ def test_no_matching_events_is_an_empty_answer_when_accepted(sim, password_env):
     params = {"FilterHashtable": {"LogName": "Application", "ProviderName": "MSExchange OWA", "Id": 99999}}
     answer = session.run("Get-WinEvent", params, shape, Deadline(10), accept_error_ids=["NoMatchingEventsFound"])
     assert answer.objects == [] and answer.error_ids() == {"NoMatchingEventsFound"}
-    with pytest.raises(RemoteError) as err:
+    with pytest.raises(CollectError) as err:
         session.run("Get-WinEvent", params, shape, Deadline(10))
     assert err.value.kind == ErrorKind.COMMAND and "NoMatchingEventsFound" in str(err.value)
 
@@ -189,7 +194,7 @@ def test_hung_host_times_out_alone_while_others_update(sim, tmp_path, password_e
     sim.set_fault(FE01, "hang")
     config = load_config(
         write_config(tmp_path, estate_config(sim, interval="1s", timeout="800ms", hosts={FE01, FE02})),
-        registry.schemas(),
+        registry.by_name(),
     )
     exporter = Exporter(config, f"127.0.0.1:{free_port()}")
     exporter.start()

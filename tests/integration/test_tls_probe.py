@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from collectors.tls_probe import FAILURE_KINDS, TlsProbeCollector
+from collectors.tls_probe.collector import FAILURE_KINDS, TlsProbeCollector
 from simulator.scenario import scenario_names
 from tests.integration.collector_harness import Job
 

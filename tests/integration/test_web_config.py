@@ -29,8 +29,21 @@ from exporter.http import ExporterHTTPServer
 from exporter.metrics import ExpositionCache
 from exporter.state import SnapshotStore
 from exporter.web_config import load_web_config
-from tests.conftest import PASSWORD_ENV, PROJECT_ROOT, SIM_PASSWORD, estate_config, free_port, write_config
-from tests.tls_material import WEB_HASH, WEB_PASSWORD, WEB_USER, TestCA, write_web_config
+from tests.conftest import (
+    PASSWORD_ENV,
+    PROJECT_ROOT,
+    SIM_PASSWORD,
+    estate_config,
+    free_port,
+    write_config,
+)
+from tests.tls_material import (
+    WEB_HASH,
+    WEB_PASSWORD,
+    WEB_USER,
+    TestCA,
+    write_web_config,
+)
 
 AUTH = (WEB_USER, WEB_PASSWORD)
 # Generous: the machine is small and shared; these bound waits, they never measure anything.

@@ -6,7 +6,15 @@ import pytest
 from pypsrp.exceptions import WSManFaultError
 from pypsrp.powershell import PowerShell
 
-from tests.simulator.helpers import EX01, FE01, IM_FOLDER, error_ids, pool_for, props, run
+from tests.simulator.helpers import (
+    EX01,
+    FE01,
+    IM_FOLDER,
+    error_ids,
+    pool_for,
+    props,
+    run,
+)
 
 
 def test_unknown_cmdlet_is_a_terminating_command_not_found(fe01_pool):

@@ -9,7 +9,18 @@ import pytest
 
 from simulator.clock import parse_time
 from simulator.scenario import ScenarioError, load_scenario, scenario_names
-from tests.simulator.helpers import EDGE01, EX01, FE01, IM_FOLDER, IM_KEY, WEB_CONFIG, error_ids, pool_for, props, run
+from tests.simulator.helpers import (
+    EDGE01,
+    EX01,
+    FE01,
+    IM_FOLDER,
+    IM_KEY,
+    WEB_CONFIG,
+    error_ids,
+    pool_for,
+    props,
+    run,
+)
 
 SHIPPED = {
     "healthy", "no-event-112", "im-log-missing", "thumbprint-drift", "thumbprint-malformed", "apppool-stopped",

@@ -17,7 +17,16 @@ from pypsrp.powershell import PowerShell
 from simulator.cli import parse_listen, run_simulator
 from simulator.scenario import ScenarioError
 from simulator.server import Simulator
-from tests.simulator.helpers import EDGE01, EX01, FE01, PASSWORD, USER, pool_for, props, run
+from tests.simulator.helpers import (
+    EDGE01,
+    EX01,
+    FE01,
+    PASSWORD,
+    USER,
+    pool_for,
+    props,
+    run,
+)
 
 
 def control(sim, method, path, body=None):

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from collectors.base import Collector
-from collectors.cmdlet_policy import Matching, OneOf, merge, problem_with
+from collectors.contract import Collector
+from collectors.helpers.cmdlet_policy import Matching, OneOf, merge, problem_with
 from collectors.registry import ALL_COLLECTORS
 from exporter import jea
 

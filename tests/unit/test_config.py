@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import textwrap
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,9 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from collectors import registry
+from collectors.contract import CollectorSettings
 from exporter.config import (
     ROLES,
-    CollectorSchema,
-    CollectorSettings,
     Config,
     ConfigError,
     Credential,
@@ -44,8 +44,8 @@ class ImLogSettings(CollectorSettings):
 
 
 COLLECTORS = {
-    "cms_replication": CollectorSchema(CollectorSettings, frozenset({"lync_frontend"})),
-    "im_logs": CollectorSchema(ImLogSettings, frozenset({"exchange_mailbox"})),
+    "cms_replication": SimpleNamespace(settings_model=CollectorSettings, roles=frozenset({"lync_frontend"})),
+    "im_logs": SimpleNamespace(settings_model=ImLogSettings, roles=frozenset({"exchange_mailbox"})),
 }
 
 BASE = textwrap.dedent(
@@ -299,7 +299,7 @@ def test_example_config_loads():
     text = example.read_text()
     variables = re.findall(r"^\s*password_env:\s*(\S+)", text, re.MULTILINE)
     assert variables, "the example should take its passwords from the environment"
-    cfg = load_config(example, registry.schemas(), {v: SECRET for v in variables})
+    cfg = load_config(example, registry.by_name(), {v: SECRET for v in variables})
 
     roles = {t.name: t.roles for t in cfg.targets}
     assert roles == {

@@ -20,8 +20,8 @@ from typing import Iterator
 
 import pytest
 
-from collectors import evtx_scan
-from collectors.evtx_scan import (
+from collectors.sources import evtx as evtx_scan
+from collectors.sources.evtx import (
     CHUNK_HEADER_SIZE,
     CHUNK_SIZE,
     DEFAULT_PROVIDER,

@@ -15,8 +15,8 @@ from Evtx.Evtx import Evtx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collectors import evtx_scan
-from collectors.evtx_scan import (
+from collectors.sources import evtx as evtx_scan
+from collectors.sources.evtx import (
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
     MAX_DATA_CHARS,

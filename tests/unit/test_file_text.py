@@ -9,8 +9,13 @@ import pytest
 from psrpcore.types import PSNoteProperty, PSString, serialize
 from pypsrp.serializer import Serializer
 
-from collectors.file_text import FILE_TEXT, decode_psrp_string, unwrap_extended_string
-from exporter.normalize import ShapeError
+from collectors.contract import ShapeError
+from collectors.sources.file_text import (
+    FILE_TEXT,
+    decode_psrp_string,
+    unwrap_extended_string,
+)
+from collectors.sources.normalize import convert
 
 # CRLF, a control character, a literal "_x000D_", a character outside the BMP and the U+200E trap.
 TEXT = ('<?xml version="1.0" encoding="utf-8"?>\r\n<configuration>\x01 _x000D_ \U0001f600'
@@ -46,7 +51,7 @@ def windows_clixml(text: str) -> str:
 def test_windows_answer_comes_from_pypsrp_as_raw_clixml_and_is_unwrapped():
     handed_over = Serializer().deserialize(windows_clixml(TEXT))
     assert isinstance(handed_over, str) and handed_over.startswith("<Obj")  # what pypsrp 0.9 does
-    assert FILE_TEXT.convert(handed_over) == {"Text": TEXT}
+    assert convert(FILE_TEXT, handed_over) == {"Text": TEXT}
 
 
 def test_answer_without_type_names_comes_as_an_object():
@@ -54,12 +59,12 @@ def test_answer_without_type_names_comes_as_an_object():
     value.PSObject.extended_properties.append(PSNoteProperty("PSPath", PSPATH))
     handed_over = Serializer().deserialize(ET.tostring(serialize(value, None), encoding="unicode"))
     assert not isinstance(handed_over, str)
-    assert FILE_TEXT.convert(handed_over) == {"Text": TEXT}
+    assert convert(FILE_TEXT, handed_over) == {"Text": TEXT}
 
 
 def test_bare_string_is_the_text():
-    assert FILE_TEXT.convert(TEXT) == {"Text": TEXT}
-    assert FILE_TEXT.convert("") == {"Text": ""}
+    assert convert(FILE_TEXT, TEXT) == {"Text": TEXT}
+    assert convert(FILE_TEXT, "") == {"Text": ""}
 
 
 @pytest.mark.parametrize(
@@ -73,12 +78,12 @@ def test_bare_string_is_the_text():
 )
 def test_anything_else_is_left_as_it_is(raw):
     assert unwrap_extended_string(raw) is None
-    assert FILE_TEXT.convert(raw) == {"Text": raw}
+    assert convert(FILE_TEXT, raw) == {"Text": raw}
 
 
 def test_not_text_is_a_shape_error():
     with pytest.raises(ShapeError, match="Get-Content"):
-        FILE_TEXT.convert(42)
+        convert(FILE_TEXT, 42)
 
 
 def test_decode_psrp_string():

@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
+import logging
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from collectors.im_log_accounting import DEPARTED_FILE_GRACE_SECONDS, FileState, FolderView, WrittenBytesLedger
-from collectors.im_log_folder import ImLogFolderCollector, ImLogFolderSettings, listing_of, samples_of
-from exporter.normalize import ShapeError
-from exporter.remoting import CmdletAnswer, ErrorKind, ErrorRecordInfo, RemoteError
+from collectors.contract import (
+    CmdletAnswer,
+    CollectContext,
+    CollectError,
+    Deadline,
+    ErrorKind,
+    ErrorRecordInfo,
+    ShapeError,
+    TargetInfo,
+)
+from collectors.im_log_folder.accounting import (
+    DEPARTED_FILE_GRACE_SECONDS,
+    FileState,
+    FolderView,
+    WrittenBytesLedger,
+)
+from collectors.im_log_folder.collector import (
+    ImLogFolderCollector,
+    ImLogFolderSettings,
+    ImLogFolderState,
+    listing_of,
+    samples_of,
+)
+from collectors.sources.normalize import convert
 
 
 def primed(listing: dict[str, FileState] | None = None, clock=None) -> WrittenBytesLedger:
@@ -242,7 +262,7 @@ def test_listing_of_get_childitem_objects():
 
 @pytest.mark.parametrize("obj", [{"Name": "x", "Length": -1}, {"Name": " \u200b", "Length": 1}])
 def test_listing_refuses_nonsense_as_shape(obj):
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(CollectError) as caught:
         listing_of([{**obj, "CreationTimeUtc": None, "LastWriteTimeUtc": None}], "ex01 Get-ChildItem")
     assert caught.value.kind == ErrorKind.SHAPE and "ex01" in str(caught.value)
 
@@ -303,27 +323,39 @@ ITEM = "Get-Item"
 IM = "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\Logging\\OWA\\InstantMessaging"
 
 
-class CannedContext:
-    """Just what the collector's remote path uses of a CollectContext; answers by cmdlet."""
+class CannedRunner:
+    """A CmdletRunner that answers by cmdlet from canned objects, converted as the remoting source does."""
 
-    def __init__(self, answers: dict, **settings) -> None:
+    def __init__(self, answers: dict) -> None:
         self.answers = answers  # cmdlet -> (objects, error ids)
-        self.settings = ImLogFolderSettings(**settings)
-        self.memory: dict = {}
         self.calls: list[tuple[str, dict]] = []
 
-    def endpoint(self, kind):
-        return SimpleNamespace(where="ex01:5985/wsman (Microsoft.PowerShell)")
+    def where(self, endpoint_kind):
+        return "ex01:5985/wsman (Microsoft.PowerShell)"
 
-    def run(self, endpoint_kind, cmdlet, parameters, shape, accept_error_ids=()):
+    def run(self, endpoint_kind, cmdlet, parameters, shape, deadline, accept_error_ids):
         self.calls.append((cmdlet, dict(parameters or {})))
         objects, error_ids = self.answers[cmdlet]
         assert set(error_ids) <= set(accept_error_ids)
         try:
-            converted = [shape.convert(o) for o in objects]
+            converted = [convert(shape, o) for o in objects]
         except ShapeError as exc:  # as the remoting layer reports it
-            raise RemoteError(ErrorKind.SHAPE, cmdlet, str(exc)) from None
+            raise CollectError(ErrorKind.SHAPE, cmdlet, str(exc)) from None
         return CmdletAnswer(converted, [ErrorRecordInfo(e, "", "") for e in error_ids])
+
+
+class CannedContext(CollectContext[ImLogFolderSettings, ImLogFolderState]):
+    """A real context for one job on ex01 whose cmdlets answer from ``answers``."""
+
+    def __init__(self, answers: dict, **settings) -> None:
+        self.canned = CannedRunner(answers)
+        super().__init__(target=TargetInfo("ex01", "ex01.contoso.com", frozenset({"exchange_mailbox"})),
+                         settings=ImLogFolderSettings(**settings), state=ImLogFolderState(), deadline=Deadline(60),
+                         runner=self.canned, log=logging.LoggerAdapter(logging.getLogger(__name__), {}))
+
+    @property
+    def calls(self) -> list[tuple[str, dict]]:
+        return self.canned.calls
 
 
 def log_file(name: str, length: int) -> dict:
@@ -348,7 +380,7 @@ def test_the_install_path_is_cleaned_and_read_once():
 
 def test_a_missing_setup_key_fails_with_the_way_out():
     ctx = CannedContext({SETUP: ([], ["PathNotFound"])})
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(CollectError) as caught:
         metrics_of(ctx)
     assert caught.value.kind == ErrorKind.COMMAND and "path" in caught.value.message
 
@@ -356,7 +388,7 @@ def test_a_missing_setup_key_fails_with_the_way_out():
 @pytest.mark.parametrize("value", [None, "", "Exchange\\V15", ["C:\\x"]])
 def test_an_unusable_install_path_is_a_shape_error(value):
     ctx = CannedContext({SETUP: ([{"MsiInstallPath": value}], [])})
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(CollectError) as caught:
         metrics_of(ctx)
     assert caught.value.kind == ErrorKind.SHAPE and "MsiInstallPath" in caught.value.message
 
@@ -370,7 +402,7 @@ def test_an_absent_folder_looks_at_its_parent_and_reads_the_install_path_again()
     metrics = metrics_of(ctx)
     assert metrics["lync_owa_im_log_folder_present"] == 0 and metrics["lync_owa_im_log_parent_folder_present"] == 1
     assert ctx.calls[2] == (ITEM, {"LiteralPath": IM.rsplit("\\", 1)[0]})
-    assert "install_path" not in ctx.memory
+    assert ctx.state.install_path is None
 
 
 def test_a_file_where_the_folder_should_be_is_no_folder():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.base import Collector
+from collectors.contract import Collector
 from collectors.registry import ALL_COLLECTORS
 from exporter import jea
 from tests.conftest import PROJECT_ROOT

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.base import MAX_LABEL_CHARS, MetricSpec, label_value
+from collectors.contract import MAX_LABEL_CHARS, MetricSpec, label_value
 from exporter.metrics import ExpositionCache
 from exporter.state import SnapshotStore
 

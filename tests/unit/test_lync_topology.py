@@ -5,20 +5,22 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from collectors.exchange_topology import is_command_not_found, sipname_um_servers, this_server
-from collectors.lync_topology import (
+from collectors.contract import CollectError, ErrorKind
+from collectors.topology.exchange_topology import (
+    is_command_not_found,
+    sipname_um_servers,
+    this_server,
+)
+from collectors.topology.lync_topology import (
     LyncTopologySettings,
-    UmServerReports,
     autodiscover_url_is_svc,
     duplicated_um_servers,
-    fqdn,
     global_autodiscover_url,
-    is_http_url,
     owa_application_present,
     resolve,
     url_host,
 )
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.topology.shared import fqdn, is_http_url, known_um_servers
 
 OWA_POOL = {"Identity": "TrustedApplicationPool:owa.contoso.com", "PoolFqdn": "owa.contoso.com",
             "Computers": ["ex01.contoso.com", "ex02.contoso.com"]}
@@ -116,9 +118,9 @@ def test_resolve_without_dns():
 
 
 def test_command_not_found_and_this_server():
-    assert is_command_not_found(RemoteError(ErrorKind.COMMAND, "x", "terminating error CommandNotFoundException: no"))
-    assert not is_command_not_found(RemoteError(ErrorKind.COMMAND, "x", "terminating error Other: CommandNotFound"))
-    assert not is_command_not_found(RemoteError(ErrorKind.TIMEOUT, "x", "CommandNotFoundException"))
+    assert is_command_not_found(CollectError(ErrorKind.COMMAND, "x", "terminating error CommandNotFoundException: no"))
+    assert not is_command_not_found(CollectError(ErrorKind.COMMAND, "x", "terminating error Other: CommandNotFound"))
+    assert not is_command_not_found(CollectError(ErrorKind.TIMEOUT, "x", "CommandNotFoundException"))
     ex01 = {"Name": "EX01", "Fqdn": "ex01.contoso.com"}
     ex02 = {"Name": "EX02", "Fqdn": None}
     assert this_server([ex02, ex01], "ex01.contoso.com") is ex01
@@ -138,12 +140,6 @@ def test_sipname_um_servers_from_dial_plans():
     assert sipname_um_servers([]) == []
 
 
-def test_um_server_reports_expire():
-    reports = UmServerReports()
-    assert reports.fresh() is None
-    reports.publish(["EX01", "ex01", "", "ex02.contoso.com"], lifetime=600)
-    assert reports.fresh() == ("ex01", "ex02.contoso.com")
-    reports.publish([], lifetime=600)
-    assert reports.fresh() == ()  # known: no SipName dial plan
-    reports.publish(["ex01"], lifetime=-1)
-    assert reports.fresh() is None
+def test_known_um_servers_are_each_named_once_by_fqdn():
+    assert known_um_servers(["EX01", "ex01", "", "ex02.contoso.com"]) == ("ex01", "ex02.contoso.com")
+    assert known_um_servers([]) == ()  # known: no SipName dial plan

@@ -5,7 +5,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.base import MetricSpec, label_value
+from collectors.contract import MetricSpec, label_value
 from exporter.metrics import ExpositionCache
 from exporter.state import SnapshotStore
 

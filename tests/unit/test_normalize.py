@@ -5,7 +5,8 @@ import datetime as dt
 import pytest
 from pypsrp.complex_objects import GenericComplexObject
 
-from exporter.normalize import Field, Shape, ShapeError, parse_dotnet_datetime, to_plain
+from collectors.contract import Field, Shape, ShapeError
+from collectors.sources.normalize import convert, parse_dotnet_datetime, to_plain
 
 
 def make_obj(adapted=None, extended=None, types=None, to_string=None, property_sets=None):
@@ -77,12 +78,12 @@ SHAPE = Shape("Get-Thing", (Field("Name", "str"), Field("Ok", "bool"), Field("Wh
 
 
 def test_shape_converts_declared_fields():
-    out = SHAPE.convert(make_obj(adapted={"Name": "x", "Ok": "True", "When": "2024-05-01T10:00:00Z", "Size": "42"}))
+    out = convert(SHAPE, make_obj(adapted={"Name": "x", "Ok": "True", "When": "2024-05-01T10:00:00Z", "Size": "42"}))
     assert out["Ok"] is True and out["Size"] == 42 and out["When"].tzinfo is not None
 
 
 def test_shape_missing_optional_field_is_none():
-    assert SHAPE.convert(make_obj(adapted={"Name": "x", "Ok": False, "When": None}))["Size"] is None
+    assert convert(SHAPE, make_obj(adapted={"Name": "x", "Ok": False, "When": None}))["Size"] is None
 
 
 @pytest.mark.parametrize(
@@ -97,10 +98,10 @@ def test_shape_missing_optional_field_is_none():
 )
 def test_shape_errors_name_cmdlet_and_property(adapted, fragment):
     with pytest.raises(ShapeError) as err:
-        SHAPE.convert(make_obj(adapted=adapted))
+        convert(SHAPE, make_obj(adapted=adapted))
     assert "Get-Thing" in str(err.value) and fragment in str(err.value)
 
 
 def test_non_object_answer_is_a_shape_error():
     with pytest.raises(ShapeError):
-        SHAPE.convert("just a string")
+        convert(SHAPE, "just a string")

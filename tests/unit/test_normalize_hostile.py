@@ -3,7 +3,7 @@
 Servers are untrusted: an answer may hold any shape and type, nested, shared by reference (CLIXML
 ``<Ref>``: pypsrp hands the same object over at every place), with huge numbers, odd floats,
 undecodable text, control characters, very long strings and impossible DateTimes. Whatever comes,
-``to_plain`` and ``Shape.convert`` either return plain values of the declared kinds or raise
+``to_plain`` and ``convert`` either return plain values of the declared kinds or raise
 ShapeError, and the work they do is bounded (counted in calls, never timed).
 """
 
@@ -20,15 +20,14 @@ from hypothesis import strategies as st
 from pypsrp.complex_objects import GenericComplexObject
 from pypsrp.serializer import Serializer
 
-from exporter import normalize
-from exporter.normalize import (
+from collectors.contract import Field, Shape, ShapeError
+from collectors.sources import normalize
+from collectors.sources.normalize import (
     MAX_DEPTH,
     MAX_LIST_ITEMS,
     MAX_STRING_CHARS,
     MAX_VALUES,
-    Field,
-    Shape,
-    ShapeError,
+    convert,
     convert_all,
     parse_dotnet_datetime,
     to_plain,
@@ -195,7 +194,7 @@ def test_to_plain_gives_plain_values_or_shape_error(value):
 @given(answers, fields)
 def test_shape_convert_gives_declared_kinds_or_shape_error(value, specs):
     shape = Shape("Get-Hostile", tuple(specs))
-    out = converted_or_shape_error(shape.convert, value)
+    out = converted_or_shape_error(convert, shape, value)
     if isinstance(out, ShapeError):
         return
     assert isinstance(out, dict)
@@ -222,7 +221,7 @@ def test_parse_dotnet_datetime_is_aware_utc_or_shape_error(text):
 @HYPOTHESIS
 @given(numbers, st.sampled_from(["int", "float"]))
 def test_numbers_convert_or_shape_error(value, kind):
-    out = converted_or_shape_error(Shape("Get-Number", (Field("N", kind),)).convert, {"N": value})
+    out = converted_or_shape_error(convert, Shape("Get-Number", (Field("N", kind),)), {"N": value})
     if not isinstance(out, ShapeError):
         number = out["N"]
         assert isinstance(number, int if kind == "int" else float)
@@ -239,14 +238,14 @@ def test_impossible_datetimes_are_shape_errors(text):
     with pytest.raises(ShapeError):
         parse_dotnet_datetime(text)
     with pytest.raises(ShapeError, match="Get-Thing: property When"):
-        Shape("Get-Thing", (Field("When", "datetime"),)).convert({"When": text})
+        convert(Shape("Get-Thing", (Field("When", "datetime"),)), {"When": text})
 
 
 @pytest.mark.parametrize("kind, value", [("int", float("inf")), ("int", float("-inf")), ("int", float("nan")),
                                          ("float", 10**400), ("int", "9" * 5000)])
 def test_unrepresentable_numbers_are_shape_errors(kind, value):
     with pytest.raises(ShapeError, match="expected a number"):
-        Shape("Get-Number", (Field("N", kind),)).convert({"N": value})
+        convert(Shape("Get-Number", (Field("N", kind),)), {"N": value})
 
 
 def _shared_reference_bomb(width: int, levels: int, leaf: Any = "x") -> Any:
@@ -277,7 +276,7 @@ def test_a_real_clixml_reference_bomb_is_a_shape_error():
     answer = Serializer().deserialize(xml)
     assert answer[1] is answer[2]  # shared, not copied
     with counted_calls() as calls, pytest.raises(ShapeError):
-        Shape("Get-Bomb").convert(make_obj(adapted={"Items": answer}))
+        convert(Shape("Get-Bomb"), make_obj(adapted={"Items": answer}))
     assert calls[0] <= MAX_VALUES + 2
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from collectors.owa_app_pool import POOL_STATES, OwaAppPoolSettings, healthcheck_url_for, pool_state_of
+from collectors.owa_app_pool.collector import (
+    POOL_STATES,
+    OwaAppPoolSettings,
+    healthcheck_url_for,
+    pool_state_of,
+)
 
 
 @pytest.mark.parametrize(

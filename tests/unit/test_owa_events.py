@@ -9,13 +9,25 @@ import struct
 import pytest
 from pydantic import ValidationError
 
-from collectors import owa_events_files
-from collectors.evtx_scan import CHUNK_SIZE, FILE_HEADER_SIZE, ProviderEvent, scan_file
-from collectors.owa_events import OwaEventsCollector, OwaEventsSettings
-from collectors.owa_events_files import ComputerFilter, KnownEvents, event_key
-from collectors.owa_events_remote import RemoteCursor, Record, new_records_filter, take_in, to_record, xpath
-from collectors.owa_events_tally import METRICS, Meaning, Tally, meaning_of
-from collectors.owa_im_failures import IM_FAILURE_REASONS, im_failure_reason
+from collectors.owa_events import files as owa_events_files
+from collectors.owa_events.collector import OwaEventsCollector, OwaEventsSettings
+from collectors.owa_events.files import ComputerFilter, KnownEvents, event_key
+from collectors.owa_events.reasons import IM_FAILURE_REASONS, im_failure_reason
+from collectors.owa_events.remote import (
+    Record,
+    RemoteCursor,
+    new_records_filter,
+    take_in,
+    to_record,
+    xpath,
+)
+from collectors.owa_events.tally import METRICS, Meaning, Tally, meaning_of
+from collectors.sources.evtx import (
+    CHUNK_SIZE,
+    FILE_HEADER_SIZE,
+    ProviderEvent,
+    scan_file,
+)
 from simulator.cmdlets.queries import event_xpath
 from tests.evtx_writer import OWA_FAILURE_MESSAGES, application_log, corrupt_chunk
 
@@ -151,7 +163,7 @@ def test_a_cleared_log_is_noticed_and_its_new_records_counted(caplog):
 
 
 def test_remembered_record_ids_are_bounded(monkeypatch):
-    from collectors import owa_events_remote
+    from collectors.owa_events import remote as owa_events_remote
 
     monkeypatch.setattr(owa_events_remote, "REMEMBERED_IDS", 3)
     cursor = RemoteCursor()

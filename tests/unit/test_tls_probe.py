@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from collectors.tls_probe import (
+from collectors.tls_probe.collector import (
     FAILURE_KINDS,
     HostPort,
     TlsProbeCollector,

@@ -10,8 +10,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from exporter import web_config as wc
-from exporter.web_config import BasicAuth, WebConfigError, load_web_config, parse_basic_authorization
-from tests.tls_material import WEB_HASH, WEB_PASSWORD, WEB_USER, TestCA, write_web_config
+from exporter.web_config import (
+    BasicAuth,
+    WebConfigError,
+    load_web_config,
+    parse_basic_authorization,
+)
+from tests.tls_material import (
+    WEB_HASH,
+    WEB_PASSWORD,
+    WEB_USER,
+    TestCA,
+    write_web_config,
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from collectors.im_settings import (
+from collectors.im_certificate.im_settings import (
     IM_CHECKS,
     PROBLEM_OVERRIDE_CONFLICT,
     Certificate,

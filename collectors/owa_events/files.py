@@ -22,10 +22,17 @@ import os
 import time
 from dataclasses import dataclass, field
 
-from collectors.evtx_scan import TIME_BUDGET_ERROR, FileCursor, ProviderEvent, ScanResult, scan_file, scan_folder
-from collectors.evtx_watch import FolderWatch
-from collectors.owa_events_tally import PROVIDER, Tally, meaning_of
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.contract import CollectError, ErrorKind
+from collectors.owa_events.tally import PROVIDER, Tally, meaning_of
+from collectors.sources.evtx import (
+    TIME_BUDGET_ERROR,
+    FileCursor,
+    ProviderEvent,
+    ScanResult,
+    scan_file,
+    scan_folder,
+)
+from collectors.sources.folder_watch import FolderWatch
 
 FULL_PASS_SECONDS = 600.0
 REMEMBERED_EVENTS = 20_000  # events kept to recognise a repeat; older ones are forgotten
@@ -152,7 +159,7 @@ class FolderReader:
     def _full_pass(self, state: FolderState, budget: float):
         scan = scan_folder(self.folder, state.cursors, PROVIDER, max_seconds=budget)
         if scan.error is not None:
-            raise RemoteError(ErrorKind.UNREACHABLE, self.folder, scan.error)
+            raise CollectError(ErrorKind.UNREACHABLE, self.folder, scan.error)
         state.cursors = scan.cursors
         return scan.results, scan.removed, scan.pending
 

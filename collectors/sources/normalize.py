@@ -4,18 +4,20 @@ pypsrp 0.9 gives cmdlet output as ``GenericComplexObject`` with .NET properties 
 ``adapted_properties`` and note properties in ``extended_properties``. DateTimes arrive as raw
 ISO strings with seven fractional digits, enums as objects whose ``str()`` is the name, and
 Exchange's ``MultiValuedProperty`` as an object whose ``str()`` is 'None' holding raw CLIXML.
-Collectors never see any of that: they declare a :class:`Shape` and get dicts of plain values.
-A value that does not fit its declared field raises :class:`ShapeError`.
+Collectors never see any of that: they declare a :class:`~collectors.contract.Shape` and get dicts of
+plain values. A value that does not fit its declared field raises :class:`~collectors.contract.ShapeError`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import defusedxml.ElementTree as SafeET
+
+from collectors.contract import Field, Shape, ShapeError
+from collectors.sources.file_text import text_object
 
 # A property value is plain when it is one of these after normalisation.
 PLAIN_SCALARS = (type(None), bool, int, float, str)
@@ -33,10 +35,6 @@ MAX_DEPTH = 8
 # object, a few KiB of shared references would expand into billions of values.
 MAX_VALUES = 100_000
 MAX_TOTAL_CHARS = 16 * 1024 * 1024
-
-
-class ShapeError(ValueError):
-    """An answer did not have the shape a collector relies on."""
 
 
 def parse_dotnet_datetime(text: str) -> dt.datetime:
@@ -134,35 +132,21 @@ def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
     return text
 
 
-@dataclass(frozen=True)
-class Field:
-    """One property a collector reads, with the plain type it must have."""
-
-    name: str
-    kind: str = "any"  # str | bool | int | float | datetime | list | any
-    required: bool = True  # the property must be present on the object
-    nullable: bool = False  # a present property may be null
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What a collector expects each output object of one cmdlet to look like."""
-
-    cmdlet: str
-    fields: tuple[Field, ...] = field(default_factory=tuple)
-
-    def convert(self, obj: Any) -> dict[str, Any]:
-        plain = to_plain(obj)
-        if not isinstance(plain, dict):
-            raise ShapeError(f"{self.cmdlet}: expected an object, got {type(plain).__name__}")
-        for spec in self.fields:
-            if spec.name not in plain:
-                if spec.required:
-                    raise ShapeError(f"{self.cmdlet}: property {spec.name} missing")
-                plain[spec.name] = None
-                continue
-            plain[spec.name] = _coerce(self.cmdlet, spec, plain[spec.name])
-        return plain
+def convert(shape: Shape, obj: Any) -> dict[str, Any]:
+    """One answer object as the plain dict ``shape`` declares; a misfit raises :class:`ShapeError`."""
+    if shape.file_text:
+        return text_object(shape, obj)
+    plain = to_plain(obj)
+    if not isinstance(plain, dict):
+        raise ShapeError(f"{shape.cmdlet}: expected an object, got {type(plain).__name__}")
+    for spec in shape.fields:
+        if spec.name not in plain:
+            if spec.required:
+                raise ShapeError(f"{shape.cmdlet}: property {spec.name} missing")
+            plain[spec.name] = None
+            continue
+        plain[spec.name] = _coerce(shape.cmdlet, spec, plain[spec.name])
+    return plain
 
 
 def _coerce(cmdlet: str, spec: Field, value: Any) -> Any:
@@ -208,4 +192,4 @@ def _coerce(cmdlet: str, spec: Field, value: Any) -> Any:
 
 
 def convert_all(shape: Shape, objects: Iterable[Any]) -> list[dict[str, Any]]:
-    return [shape.convert(obj) for obj in objects]
+    return [convert(shape, obj) for obj in objects]

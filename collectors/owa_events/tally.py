@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from collectors.base import MetricSpec, Sample
-from collectors.owa_im_failures import EVENT_ID_IM_INITIALISED, IM_FAILURE_REASONS, im_failure_reason
+from collectors.contract import MetricSpec, Sample
+from collectors.owa_events.reasons import (
+    EVENT_ID_IM_INITIALISED,
+    IM_FAILURE_REASONS,
+    im_failure_reason,
+)
 
 PROVIDER = "MSExchange OWA"
 EVENT_KINDS = ("im_initialised", "im_failure")

@@ -17,10 +17,20 @@ from typing import Literal
 
 from pydantic import Field as SettingField
 
-from collectors.cmdlet_policy import Matching, OneOf
-from collectors.base import CollectContext, Collector, MetricSpec, Sample, label_value
-from collectors.file_text import FILE_TEXT
-from collectors.im_settings import (
+from collectors.contract import (
+    CollectContext,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    ErrorKind,
+    Field,
+    MetricSpec,
+    Sample,
+    Shape,
+    label_value,
+)
+from collectors.helpers.cmdlet_policy import Matching, OneOf
+from collectors.im_certificate.im_settings import (
     CERTIFICATE_STATUSES,
     PROBLEM_WEB_CONFIG_MISSING,
     SETTINGS_PROBLEMS,
@@ -34,10 +44,11 @@ from collectors.im_settings import (
     normalise_thumbprint,
     subject_cn,
 )
-from collectors.owa_webconfig import WebConfigError, parse_im_app_settings
-from exporter.config import CollectorSettings
-from exporter.normalize import Field, Shape
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.im_certificate.owa_web_config import (
+    WebConfigError,
+    parse_im_app_settings,
+)
+from collectors.sources.file_text import FILE_TEXT
 
 SETUP_KEY = r"HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup"
 WEB_CONFIG_RELATIVE = r"ClientAccess\Owa\web.config"
@@ -160,10 +171,20 @@ class ExchangeSetup:
         return self.install_path.rstrip("\\") + "\\" + WEB_CONFIG_RELATIVE
 
 
-class ImCertificateCollector(Collector):
+@dataclass
+class ImCertificateState:
+    setup: ExchangeSetup | None = None  # read once per job: it changes only on reinstall
+    logged: tuple[str | None, str] | None = None  # (problem, note) last logged: said once per change
+
+
+Context = CollectContext[ImCertificateSettings, ImCertificateState]
+
+
+class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState]):
     name = "im_certificate"
     roles = frozenset({"exchange_mailbox"})
     settings_model = ImCertificateSettings
+    state_model = ImCertificateState
     metrics = (
         CHECK_OK,
         SOURCE_INFO,
@@ -193,13 +214,13 @@ class ImCertificateCollector(Collector):
         "Get-AuthConfig": {},
     }
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings: ImCertificateSettings = ctx.settings  # type: ignore[assignment]
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings = ctx.settings
         server = settings.exchange_server or ctx.target.host
         certificates = self._certificates(ctx, server)
         im = self._im_settings(ctx, settings.source, server)
         now = dt.datetime.now(dt.timezone.utc)
-        result = evaluate(im, certificates, ctx.global_settings.lync_pool_fqdn, now)
+        result = evaluate(im, certificates, ctx.estate.lync_pool_fqdn, now)
 
         samples = [SOURCE_INFO.sample(1, source=im.source)]
         samples += [SETTINGS_PROBLEM.sample(1 if im.problem == p else 0, problem=p) for p in SETTINGS_PROBLEMS]
@@ -211,7 +232,7 @@ class ImCertificateCollector(Collector):
         return samples
 
     # --- where the IM settings come from ------------------------------------------------------
-    def _im_settings(self, ctx: CollectContext, source: str, server: str) -> ImSettings:
+    def _im_settings(self, ctx: Context, source: str, server: str) -> ImSettings:
         if source == "auto":
             source = SOURCE_WEB_CONFIG if self._setup(ctx).version == EXCHANGE_2013 else SOURCE_SETTING_OVERRIDE
         if source == SOURCE_SETTING_OVERRIDE:
@@ -220,35 +241,35 @@ class ImCertificateCollector(Collector):
         else:
             im, note = self._from_web_config(ctx, self._setup(ctx))
         # Said once per change, not every run: the metrics carry the state, the log names the file.
-        if (im.problem, note) != ctx.memory.get("logged"):
-            ctx.memory["logged"] = (im.problem, note)
+        if (im.problem, note) != ctx.state.logged:
+            ctx.state.logged = (im.problem, note)
             if im.problem is not None:
                 ctx.log.warning("OWA IM settings of %s unreadable (%s): %s", ctx.target.host, im.problem, note)
             elif note.startswith("duplicate"):
                 ctx.log.warning("OWA IM settings of %s: %s", ctx.target.host, note)
         return im
 
-    def _setup(self, ctx: CollectContext) -> ExchangeSetup:
+    def _setup(self, ctx: Context) -> ExchangeSetup:
         """Install path and version from Exchange's Setup key; read once per job (they change only on reinstall)."""
-        cached = ctx.memory.get("setup")
+        cached = ctx.state.setup
         if cached is not None:
             return cached
         answer = ctx.run("windows", "Get-ItemProperty", {"Path": SETUP_KEY}, SETUP)
         if len(answer.objects) != 1 or not answer.objects[0]["MsiInstallPath"].strip():
-            raise RemoteError(ErrorKind.SHAPE, f"{ctx.target.host} Get-ItemProperty",
+            raise CollectError(ErrorKind.SHAPE, f"{ctx.target.host} Get-ItemProperty",
                               f"{SETUP_KEY} gave {len(answer.objects)} objects or an empty MsiInstallPath")
         key = answer.objects[0]
         setup = ExchangeSetup(key["MsiInstallPath"].strip(), (key["MsiProductMajor"], key["MsiProductMinor"]))
-        ctx.memory["setup"] = setup
+        ctx.state.setup = setup
         return setup
 
-    def _from_web_config(self, ctx: CollectContext, setup: ExchangeSetup) -> tuple[ImSettings, str]:
+    def _from_web_config(self, ctx: Context, setup: ExchangeSetup) -> tuple[ImSettings, str]:
         """The settings and a note for the log (the file, and what is wrong with it)."""
         path = setup.web_config_path
         answer = ctx.run("windows", "Get-Content", {"Path": path, "Raw": True}, FILE_TEXT,
                          accept_error_ids=("PathNotFound",))
         if "PathNotFound" in answer.error_ids() and not answer.objects:
-            ctx.memory.pop("setup", None)  # read the install path again next time: it may have moved
+            ctx.state.setup = None  # read the install path again next time: it may have moved
             return ImSettings(SOURCE_WEB_CONFIG, problem=PROBLEM_WEB_CONFIG_MISSING), f"file not found: {path}"
         parsed = parse_im_app_settings("".join(obj["Text"] for obj in answer.objects))
         if isinstance(parsed, WebConfigError):
@@ -259,7 +280,7 @@ class ImCertificateCollector(Collector):
         return ImSettings(SOURCE_WEB_CONFIG, parsed.server_name, parsed.certificate_thumbprint), note
 
     # --- certificates -------------------------------------------------------------------------
-    def _certificates(self, ctx: CollectContext, server: str) -> dict[str, Certificate]:
+    def _certificates(self, ctx: Context, server: str) -> dict[str, Certificate]:
         answer = ctx.run("exchange", "Get-ExchangeCertificate", {"Server": server}, EXCHANGE_CERTIFICATE)
         certificates: dict[str, Certificate] = {}
         for obj in answer.objects:
@@ -278,7 +299,7 @@ class ImCertificateCollector(Collector):
         return certificates
 
     def _certificate_samples(
-        self, ctx: CollectContext, certificates: dict[str, Certificate], limit: int
+        self, ctx: Context, certificates: dict[str, Certificate], limit: int
     ) -> list[Sample]:
         if len(certificates) > limit:
             ctx.log.warning("%s has %d Exchange certificates; exporting the first %d (max_certificates)",
@@ -308,7 +329,7 @@ class ImCertificateCollector(Collector):
             ]
         return samples
 
-    def _auth_samples(self, ctx: CollectContext, certificates: dict[str, Certificate]) -> list[Sample]:
+    def _auth_samples(self, ctx: Context, certificates: dict[str, Certificate]) -> list[Sample]:
         answer = ctx.run("exchange", "Get-AuthConfig", None, AUTH_CONFIG)
         current = answer.objects[0]["CurrentCertificateThumbprint"] if answer.objects else None
         cert = certificates.get(normalise_thumbprint(current)) if current else None

@@ -26,7 +26,6 @@ import select
 import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -36,10 +35,18 @@ from OpenSSL import SSL
 from pydantic import Field as SettingField
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from collectors.base import CollectContext, Collector, MetricSpec, Sample
-from exporter.config import CollectorSettings, Duration, resolve_path
-from exporter.durations import format_duration
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.contract import (
+    CollectContext,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    Duration,
+    ErrorKind,
+    MetricSpec,
+    Sample,
+)
+from collectors.helpers.durations import format_duration
+from collectors.helpers.paths import resolve_path
 
 # Why a probe got no certificate; a closed set, all exported at 0 from the start.
 FAILURE_KINDS = ("refused", "timeout", "tls_error", "dns")
@@ -279,7 +286,7 @@ def probe(target: ProbeTarget, timeout: float, ca_file: str | None = None) -> Pr
     try:
         context = _client_context(ca_file)
     except SSL.Error as exc:
-        raise RemoteError(ErrorKind.SHAPE, f"tls_probe ca_file {ca_file}", f"cannot load the CA file: {exc}") from None
+        raise CollectError(ErrorKind.SHAPE, f"tls_probe ca_file {ca_file}", f"cannot load the CA file: {exc}") from None
     try:
         sock = _connect(target.connect, deadline)
     except _ProbeFailure as failure:
@@ -453,7 +460,9 @@ def certificate_samples(endpoint: str, chain: tuple[x509.Certificate, ...], veri
 
 
 @dataclass
-class _Memory:
+class TlsProbeState:
+    """Failure counters and what was last logged, per endpoint."""
+
     failures: dict[tuple[str, str], int] = field(default_factory=dict)
     last_outcome: dict[str, str] = field(default_factory=dict)  # endpoint -> what was last logged
 
@@ -474,17 +483,20 @@ def probe_targets(
     return targets
 
 
-class TlsProbeCollector(Collector):
+Context = CollectContext[TlsProbeSettings, TlsProbeState]
+
+
+class TlsProbeCollector(Collector[TlsProbeSettings, TlsProbeState]):
     name = "tls_probe"
     roles = frozenset({"exchange_mailbox", "exchange_client_access", "lync_frontend", "lync_edge"})
     settings_model = TlsProbeSettings
+    state_model = TlsProbeState
     metrics = (NOT_AFTER, NOT_BEFORE, CHAIN_EARLIEST_NOT_AFTER, CERT_INFO, VERIFIED, PROBE_SUCCESS, PROBE_FAILURES)
     cmdlets = ()  # nothing remote: a TLS handshake from the exporter
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings: TlsProbeSettings = ctx.settings  # type: ignore[assignment]
-        memory: _Memory = ctx.memory.setdefault("tls_probe", _Memory())
-        targets = probe_targets(settings, ctx.target.host, ctx.target.roles, ctx.global_settings.lync_pool_fqdn)
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings, memory = ctx.settings, ctx.state
+        targets = probe_targets(settings, ctx.target.host, ctx.target.roles, ctx.estate.lync_pool_fqdn)
         outcomes = self._probe_all(ctx, settings, targets)
         samples: list[Sample] = []
         for target in targets:
@@ -504,7 +516,7 @@ class TlsProbeCollector(Collector):
         return samples
 
     def _probe_all(
-        self, ctx: CollectContext, settings: TlsProbeSettings, targets: list[ProbeTarget]
+        self, ctx: Context, settings: TlsProbeSettings, targets: list[ProbeTarget]
     ) -> dict[str, ProbeOutcome]:
         """Probe every endpoint at once, so one that hangs costs the run one probe_timeout, not one each."""
         timeout = min(settings.effective_probe_timeout, ctx.deadline.remaining() - _MARGIN_SECONDS)
@@ -524,7 +536,7 @@ class TlsProbeCollector(Collector):
             pool.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
-    def _log_change(ctx: CollectContext, memory: _Memory, endpoint: str, outcome: ProbeOutcome) -> None:
+    def _log_change(ctx: Context, memory: TlsProbeState, endpoint: str, outcome: ProbeOutcome) -> None:
         """Say why once per change of outcome, not at every run."""
         if outcome.failure is not None:
             state, level = f"failed ({outcome.failure}): {outcome.detail}", "warning"

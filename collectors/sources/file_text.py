@@ -17,7 +17,7 @@ from typing import Any
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from exporter.normalize import Shape, ShapeError
+from collectors.contract import Shape, ShapeError
 
 # Past this, the wrapper is not unpacked; the caller's own size cap then refuses the text.
 MAX_WRAPPED_CHARS = 8 * 1024 * 1024
@@ -56,14 +56,12 @@ def file_text(obj: Any) -> str | None:
     return None
 
 
-class FileText(Shape):
-    """A Shape for ``Get-Content -Raw``: every output object becomes ``{"Text": <the file's text>}``."""
-
-    def convert(self, obj: Any) -> dict[str, Any]:
-        text = file_text(obj)
-        if text is None:
-            raise ShapeError(f"{self.cmdlet}: expected the file's text, got {type(obj).__name__}")
-        return {"Text": text}
+def text_object(shape: Shape, obj: Any) -> dict[str, Any]:
+    """An output object of a ``file_text`` shape as ``{"Text": <the file's text>}``."""
+    text = file_text(obj)
+    if text is None:
+        raise ShapeError(f"{shape.cmdlet}: expected the file's text, got {type(obj).__name__}")
+    return {"Text": text}
 
 
-FILE_TEXT = FileText("Get-Content")
+FILE_TEXT = Shape("Get-Content", file_text=True)

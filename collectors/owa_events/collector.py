@@ -3,29 +3,40 @@
 Exchange writes Event 112 (provider ``MSExchange OWA``, Application log) after the first OWA
 sign-in that follows a start of MSExchangeOWAAppPool. A pool that started long ago with no 112
 since means IM in OWA is broken on that server; failure events of the same provider tell why
-(reasons in ``owa_im_failures``). The time of the last 112 is exported as the event's own
+(reasons in ``reasons``). The time of the last 112 is exported as the event's own
 TimeCreated (UTC), for a rule to compare with the OWA worker's start time.
 
 Two sources, chosen by ``source``: ``remote`` (the default) asks the server with Get-WinEvent,
-filtered on the server and incremental by RecordId (``owa_events_remote``); ``files`` reads a
-folder of exported .evtx files, watched with watchdog (``owa_events_files``).
+filtered on the server and incremental by RecordId (``remote``); ``files`` reads a folder of
+exported .evtx files, watched with watchdog (``files``). Counting is in ``tally``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
-from collectors import owa_events_remote
-from collectors.cmdlet_policy import OneOf
-from collectors.base import CollectContext, Collector, Sample
-from collectors.evtx_watch import FolderWatch
-from collectors.owa_events_files import SAFETY_SECONDS, ComputerFilter, FolderReader, FolderState
-from collectors.owa_events_remote import RemoteCursor
-from collectors.owa_events_tally import METRICS, Tally
-from exporter.config import CollectorSettings, Duration
+from collectors.contract import (
+    CollectContext,
+    Collector,
+    CollectorSettings,
+    Duration,
+    Sample,
+)
+from collectors.helpers.cmdlet_policy import OneOf
+from collectors.helpers.paths import resolve_path
+from collectors.owa_events import remote as owa_events_remote
+from collectors.owa_events.files import (
+    SAFETY_SECONDS,
+    ComputerFilter,
+    FolderReader,
+    FolderState,
+)
+from collectors.owa_events.remote import RemoteCursor
+from collectors.owa_events.tally import METRICS, Tally
+from collectors.sources.folder_watch import FolderWatch
 
 MIN_LOOKBACK_SECONDS = 600.0  # twice the clock-skew margin the remote reader allows for
 
@@ -34,7 +45,7 @@ class OwaEventsSettings(CollectorSettings):
     # remote: Get-WinEvent over the target's Windows endpoint. files: a folder of exported .evtx files.
     source: Literal["remote", "files"] = "remote"
     # How far back the first run looks for events (remote; in files mode, older events are never counted).
-    lookback: Duration = Field(default="24h", validate_default=True)  # type: ignore[assignment]
+    lookback: Duration = Field(default_factory=lambda: "24h", validate_default=True)
     # The most events one Get-WinEvent call returns (remote).
     max_events: StrictInt = Field(default=500, ge=1, le=10_000)
     # files: the folder holding the exported .evtx files (relative paths: to the configuration file).
@@ -57,9 +68,7 @@ class OwaEventsSettings(CollectorSettings):
     def _relative_to_config(cls, path: str | None, info: ValidationInfo) -> str | None:
         if path is None:
             return None
-        base = info.context.get("base_dir") if isinstance(info.context, dict) else None
-        resolved = Path(path)
-        return str(resolved if resolved.is_absolute() or base is None else Path(base) / resolved)
+        return str(resolve_path(path, info))
 
     @model_validator(mode="after")
     def _files_settings_need_files(self) -> "OwaEventsSettings":
@@ -70,10 +79,22 @@ class OwaEventsSettings(CollectorSettings):
         return self
 
 
-class OwaEventsCollector(Collector):
+@dataclass
+class OwaEventsState:
+    tally: Tally = field(default_factory=Tally)  # counters that never decrease
+    remote: RemoteCursor = field(default_factory=RemoteCursor)  # source: remote
+    files: FolderState = field(default_factory=FolderState)  # source: files
+    watch: FolderWatch | None = None  # source: files; started by the first run, stopped by close()
+
+
+Context = CollectContext[OwaEventsSettings, OwaEventsState]
+
+
+class OwaEventsCollector(Collector[OwaEventsSettings, OwaEventsState]):
     name = "owa_events"
     roles = frozenset({"exchange_mailbox"})
     settings_model = OwaEventsSettings
+    state_model = OwaEventsState
     metrics = METRICS
     cmdlets = (("windows", owa_events_remote.CMDLET),)
     cmdlet_parameters = {
@@ -81,25 +102,20 @@ class OwaEventsCollector(Collector):
                                    "MaxEvents": None, "Oldest": None},
     }
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings = ctx.settings
-        assert isinstance(settings, OwaEventsSettings)
-        tally: Tally = ctx.memory.setdefault("tally", Tally())
-        if settings.source == "remote":
-            cursor: RemoteCursor = ctx.memory.setdefault("remote", RemoteCursor())
-            owa_events_remote.read(ctx, cursor, tally, settings.lookback, settings.max_events)
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings, state = ctx.settings, ctx.state
+        if settings.path is None:  # source: remote (the settings model requires a path for files)
+            owa_events_remote.read(ctx, state.remote, state.tally, settings.lookback, settings.max_events)
         else:
-            assert settings.path is not None
-            state: FolderState = ctx.memory.setdefault("files", FolderState())
             reader = FolderReader(settings.path, settings.observer == "polling", settings.lookback, ctx.log,
                                   ComputerFilter(settings.computer or ctx.target.host))
             budget = max(ctx.deadline.remaining() - SAFETY_SECONDS, 0.5)
-            # Kept in memory before reading, so close() stops it even when this run fails.
-            watch = ctx.memory["watch"] = reader.ensure_watch(ctx.memory.get("watch"))
-            reader.read(state, tally, watch, budget)
-        return tally.samples()
+            # Kept in the state before reading, so close() stops it even when this run fails.
+            watch = state.watch = reader.ensure_watch(state.watch)
+            reader.read(state.files, state.tally, watch, budget)
+        return state.tally.samples()
 
-    def close(self, memory: dict[str, Any]) -> None:
-        watch = memory.pop("watch", None)
-        if isinstance(watch, FolderWatch):
+    def close(self, state: OwaEventsState) -> None:
+        watch, state.watch = state.watch, None
+        if watch is not None:
             watch.stop()

@@ -25,9 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.base import CollectContext
-from collectors.owa_events_tally import PROVIDER, Meaning, Tally, meaning_of
-from exporter.normalize import Field, Shape
+from collectors.contract import CollectContext, Field, Shape
+from collectors.owa_events.tally import PROVIDER, Meaning, Tally, meaning_of
 
 CMDLET = "Get-WinEvent"
 LOG_NAME = "Application"

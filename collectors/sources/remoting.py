@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
@@ -33,7 +32,16 @@ from pypsrp.exceptions import (
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from exporter.normalize import Shape, ShapeError, convert_all
+from collectors.contract import (
+    CmdletAnswer,
+    CollectError,
+    Deadline,
+    ErrorKind,
+    ErrorRecordInfo,
+    Shape,
+    ShapeError,
+)
+from collectors.sources.normalize import convert_all
 
 log = logging.getLogger(__name__)
 
@@ -49,64 +57,6 @@ SHELL_IDLE_TIMEOUT_SECONDS = 600
 # (pypsrp asks for 150 KiB), so a real answer stays far below; past this the connection is dropped
 # unread and the run fails with kind ``shape``. Counted after any content decoding (no gzip bomb).
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-
-
-class ErrorKind(str, enum.Enum):
-    AUTH = "auth"
-    UNREACHABLE = "unreachable"
-    TIMEOUT = "timeout"
-    COMMAND = "command"
-    SHAPE = "shape"
-
-
-ERROR_KINDS: tuple[str, ...] = tuple(k.value for k in ErrorKind)
-
-
-class RemoteError(Exception):
-    """A typed remoting failure. ``str()`` is safe to log: it never carries a secret."""
-
-    def __init__(self, kind: ErrorKind, where: str, message: str) -> None:
-        super().__init__(f"{where}: {message}")
-        self.kind = kind
-        self.where = where
-        self.message = message
-
-
-class Deadline:
-    """A point in monotonic time by which a run must be over."""
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.at - time.monotonic()
-
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-
-@dataclass(frozen=True)
-class ErrorRecordInfo:
-    """The parts of a PowerShell ErrorRecord a collector may act on."""
-
-    fully_qualified_error_id: str
-    category: str
-    message: str
-
-    @property
-    def error_id(self) -> str:
-        """The id without the command suffix: 'PathNotFound,Microsoft...GetItemCommand' -> 'PathNotFound'."""
-        return self.fully_qualified_error_id.split(",", 1)[0]
-
-
-@dataclass
-class CmdletAnswer:
-    objects: list[dict[str, Any]]
-    errors: list[ErrorRecordInfo] = field(default_factory=list)
-
-    def error_ids(self) -> set[str]:
-        return {e.error_id for e in self.errors}
 
 
 @dataclass(frozen=True)
@@ -163,7 +113,7 @@ class RemoteSession:
         any other error fails the call with kind ``command``.
         """
         if not self._lock.acquire(timeout=max(deadline.remaining(), 0)):
-            raise RemoteError(ErrorKind.TIMEOUT, self.spec.where, "another call on this session did not finish in time")
+            raise CollectError(ErrorKind.TIMEOUT, self.spec.where, "another call on this session did not finish in time")
         try:
             return self._run_locked(cmdlet, dict(parameters or {}), shape, deadline, tuple(accept_error_ids))
         finally:
@@ -185,7 +135,7 @@ class RemoteSession:
                 pool = self._ensure_pool(deadline)
                 raw_output, errors, failed = self._invoke(pool, cmdlet, parameters, deadline)
                 break
-            except RemoteError:
+            except CollectError:
                 self._close_pool(polite=False)
                 raise
             except WSManFaultError as exc:
@@ -201,13 +151,13 @@ class RemoteSession:
         if failed or unexpected:
             first = (unexpected or errors or [ErrorRecordInfo("PipelineFailed", "", "pipeline failed")])[0]
             kind = "terminating" if failed else "non-terminating"
-            raise RemoteError(
+            raise CollectError(
                 ErrorKind.COMMAND, where, f"{kind} error {first.error_id}: {self._redact(first.message)[:300]}"
             )
         try:
             objects = convert_all(shape, raw_output)
         except ShapeError as exc:
-            raise RemoteError(ErrorKind.SHAPE, where, self._redact(str(exc))) from None
+            raise CollectError(ErrorKind.SHAPE, where, self._redact(str(exc))) from None
         return CmdletAnswer(objects, [e for e in errors if e.error_id in accept])
 
     def _set_http_timeouts(self, deadline: Deadline) -> None:
@@ -220,7 +170,7 @@ class RemoteSession:
 
     def _ensure_pool(self, deadline: Deadline) -> RunspacePool:
         if self._closed:
-            raise RemoteError(ErrorKind.UNREACHABLE, self.spec.where, "the exporter is shutting down; session closed")
+            raise CollectError(ErrorKind.UNREACHABLE, self.spec.where, "the exporter is shutting down; session closed")
         if self._pool is not None:
             self._set_http_timeouts(deadline)
             return self._pool
@@ -264,7 +214,7 @@ class RemoteSession:
             left = deadline.remaining()
             if left <= 0:
                 self._stop_quietly(ps)
-                raise RemoteError(ErrorKind.TIMEOUT, f"{self.spec.where} {cmdlet}", "deadline passed while waiting for output")
+                raise CollectError(ErrorKind.TIMEOUT, f"{self.spec.where} {cmdlet}", "deadline passed while waiting for output")
             # The WSMan operation timeout makes the server answer within it even with no output;
             # the HTTP read timeout is that plus 2 s, so one poll never outlives the deadline much.
             ps.poll_invoke(timeout=max(1, min(int(left) - 1, 20)))
@@ -311,10 +261,10 @@ class RemoteSession:
             text = text.replace(secret, "<redacted>")
         return text
 
-    def _classify(self, exc: BaseException, where: str) -> RemoteError:
+    def _classify(self, exc: BaseException, where: str) -> CollectError:
         """Map whatever pypsrp/requests raised onto one of the error kinds."""
         kind: ErrorKind
-        if isinstance(exc, RemoteError):
+        if isinstance(exc, CollectError):
             return exc
         if isinstance(exc, ResponseTooLarge):
             kind, message = ErrorKind.SHAPE, str(exc)
@@ -344,7 +294,7 @@ class RemoteSession:
             kind, message = ErrorKind.SHAPE, f"unreadable answer ({type(exc).__name__}: {_short(exc)})"
         else:
             kind, message = ErrorKind.SHAPE, f"unexpected failure ({type(exc).__name__}: {_short(exc)})"
-        return RemoteError(kind, where, self._redact(message))
+        return CollectError(kind, where, self._redact(message))
 
 
 class ResponseTooLarge(Exception):

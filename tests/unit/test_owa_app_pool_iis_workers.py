@@ -8,7 +8,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from collectors.iis_workers import app_pool_of, pool_workers, serves_pool, split_command_line
+from collectors.owa_app_pool.iis_workers import (
+    app_pool_of,
+    pool_workers,
+    serves_pool,
+    split_command_line,
+)
 
 OWA = "MSExchangeOWAAppPool"
 # As IIS 8.5 on Exchange 2013 starts the worker (the -h path names the pool too).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.owa_webconfig import (
+from collectors.im_certificate.owa_web_config import (
     MAX_WEB_CONFIG_BYTES,
     ImAppSettings,
     WebConfigError,

@@ -17,22 +17,34 @@ hands nothing over, so another Exchange target (2013/2016) of the organisation m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
-from collectors.base import CollectContext, Collector, Sample
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
+from collectors.contract import (
+    CmdletAnswer,
+    CollectContext,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    ErrorKind,
+    Field,
+    Sample,
+    Shape,
+)
 from collectors.lync_certificates import clean_text
-from collectors.lync_topology import UM_SERVER_REPORTS, UmServerReports, fqdn, is_http_url
-from exporter.normalize import Field, Shape
-from exporter.remoting import CmdletAnswer, ErrorKind, RemoteError
+from collectors.topology.shared import (
+    SIPNAME_UM_SERVERS,
+    fqdn,
+    is_http_url,
+    known_um_servers,
+)
 
 SERVICE_CMDLET = "Get-ClientAccessService"  # Exchange 2016 and later
 SERVER_CMDLET = "Get-ClientAccessServer"  # Exchange 2013 (deprecated later)
 DIAL_PLAN_CMDLET = "Get-UMDialPlan"  # Exchange 2013 and 2016
 CHECK_INTERNAL_URI = "autodiscover_internal_uri_set"
 SIPNAME = "sipname"
-_CMDLET_MEMORY = "client_access_cmdlet"
-_NO_UM_MEMORY = "no_um_dial_plan_cmdlet"
 
 CLIENT_ACCESS_FIELDS = (
     Field("Name", "str", required=False, nullable=True),
@@ -50,7 +62,7 @@ DIAL_PLAN = Shape(
 )
 
 
-def is_command_not_found(error: RemoteError) -> bool:
+def is_command_not_found(error: CollectError) -> bool:
     """The endpoint does not know the cmdlet (another Exchange version, or a JEA role without it)."""
     return error.kind is ErrorKind.COMMAND and "CommandNotFoundException" in error.message
 
@@ -78,50 +90,55 @@ def sipname_um_servers(plans: list[Mapping[str, Any]]) -> list[str]:
     return servers
 
 
-class ExchangeTopologyCollector(Collector):
+@dataclass
+class ExchangeTopologyState:
+    client_access_cmdlet: str = SERVICE_CMDLET  # the one this endpoint knows (2013: the old one)
+    no_um_dial_plan_cmdlet: bool = False  # Exchange 2019: no Unified Messaging; ask no more
+
+
+Context = CollectContext[CollectorSettings, ExchangeTopologyState]
+
+
+class ExchangeTopologyCollector(Collector[CollectorSettings, ExchangeTopologyState]):
     name = "exchange_topology"
     roles = frozenset({"exchange_client_access"})
+    state_model = ExchangeTopologyState
     metrics = (CONFIG_CHECK_OK,)
     cmdlets = (("exchange", SERVICE_CMDLET), ("exchange", SERVER_CMDLET), ("exchange", DIAL_PLAN_CMDLET))
     cmdlet_parameters = {SERVICE_CMDLET: {"Identity": None}, SERVER_CMDLET: {"Identity": None}, DIAL_PLAN_CMDLET: {}}
 
-    def __init__(self, um_reports: UmServerReports = UM_SERVER_REPORTS) -> None:
-        self.um_reports = um_reports
-
-    def collect(self, ctx: CollectContext) -> list[Sample]:
+    def collect(self, ctx: Context) -> list[Sample]:
         host = ctx.target.host
         answer = self._client_access(ctx, {"Identity": host})
         server = this_server(answer.objects, host)
         if server is None:
-            where = f"{ctx.endpoint('exchange').where} {ctx.memory.get(_CMDLET_MEMORY)}"
-            raise RemoteError(ErrorKind.SHAPE, where, f"no client access server {host} among {len(answer.objects)}")
+            where = f"{ctx.where('exchange')} {ctx.state.client_access_cmdlet}"
+            raise CollectError(ErrorKind.SHAPE, where, f"no client access server {host} among {len(answer.objects)}")
         self._hand_over_um_servers(ctx)
         return [check_sample(CHECK_INTERNAL_URI, is_http_url(server.get("AutoDiscoverServiceInternalUri")))]
 
     @staticmethod
-    def _client_access(ctx: CollectContext, parameters: dict[str, str]) -> CmdletAnswer:
-        cmdlet = ctx.memory.get(_CMDLET_MEMORY, SERVICE_CMDLET)
+    def _client_access(ctx: Context, parameters: dict[str, str]) -> CmdletAnswer:
+        cmdlet = ctx.state.client_access_cmdlet
         try:
             answer = ctx.run("exchange", cmdlet, parameters, CLIENT_ACCESS[cmdlet])
-        except RemoteError as exc:
+        except CollectError as exc:
             if cmdlet != SERVICE_CMDLET or not is_command_not_found(exc):
                 raise
             cmdlet = SERVER_CMDLET
             answer = ctx.run("exchange", cmdlet, parameters, CLIENT_ACCESS[cmdlet])
-        ctx.memory[_CMDLET_MEMORY] = cmdlet
+        ctx.state.client_access_cmdlet = cmdlet
         return answer
 
-    def _hand_over_um_servers(self, ctx: CollectContext) -> None:
-        if ctx.memory.get(_NO_UM_MEMORY):
+    def _hand_over_um_servers(self, ctx: Context) -> None:
+        if ctx.state.no_um_dial_plan_cmdlet:
             return
         try:
             plans = ctx.run("exchange", DIAL_PLAN_CMDLET, None, DIAL_PLAN).objects
-        except RemoteError as exc:
+        except CollectError as exc:
             if not is_command_not_found(exc):
                 raise
-            ctx.memory[_NO_UM_MEMORY] = True  # Exchange 2019: no Unified Messaging; ask no more
+            ctx.state.no_um_dial_plan_cmdlet = True
             ctx.log.info("%s does not exist on this endpoint: SipName UM servers are not read here", DIAL_PLAN_CMDLET)
             return
-        # Used for as long as this job's own data would be served: the exporter's staleness bound.
-        lifetime = ctx.global_settings.staleness_intervals * ctx.settings.interval
-        self.um_reports.publish(sipname_um_servers(plans), lifetime)
+        ctx.post(SIPNAME_UM_SERVERS, known_um_servers(sipname_um_servers(plans)))

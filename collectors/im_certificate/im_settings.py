@@ -14,7 +14,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from collectors.owa_webconfig import KEY_SERVER_NAME, KEY_THUMBPRINT, WebConfigProblem
+from collectors.im_certificate.owa_web_config import (
+    KEY_SERVER_NAME,
+    KEY_THUMBPRINT,
+    WebConfigProblem,
+)
 
 SOURCE_WEB_CONFIG = "web_config"
 SOURCE_SETTING_OVERRIDE = "setting_override"

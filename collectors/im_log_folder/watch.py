@@ -35,7 +35,11 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from collectors.im_log_accounting import FileState, FolderView, WrittenBytesLedger
+from collectors.im_log_folder.accounting import (
+    FileState,
+    FolderView,
+    WrittenBytesLedger,
+)
 
 log = logging.getLogger(__name__)
 

@@ -20,18 +20,31 @@ from __future__ import annotations
 import ntpath
 import os
 import re
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field as SettingField
 from pydantic import model_validator
 
-from collectors.cmdlet_policy import OneOf
-from collectors.base import CollectContext, Collector, MetricSpec, Sample
-from collectors.im_log_accounting import FileState, FolderView, WrittenBytesLedger
-from collectors.im_log_watch import FolderWatch
-from exporter.config import CollectorSettings, Duration
-from exporter.normalize import Field, Shape
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.contract import (
+    CollectContext,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    Duration,
+    ErrorKind,
+    Field,
+    MetricSpec,
+    Sample,
+    Shape,
+)
+from collectors.helpers.cmdlet_policy import OneOf
+from collectors.im_log_folder.accounting import (
+    FileState,
+    FolderView,
+    WrittenBytesLedger,
+)
+from collectors.im_log_folder.watch import FolderWatch
 
 EXCHANGE_SETUP_KEY = r"HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup"
 IM_LOG_SUBFOLDER = r"Logging\OWA\InstantMessaging"
@@ -103,10 +116,21 @@ class ImLogFolderSettings(CollectorSettings):
         return self
 
 
-class ImLogFolderCollector(Collector):
+@dataclass
+class ImLogFolderState:
+    ledger: WrittenBytesLedger = field(default_factory=WrittenBytesLedger)  # remote mode
+    install_path: str | None = None  # Exchange's, read once per job (remote mode)
+    watch: FolderWatch | None = None  # local mode: started by the first run, stopped by close()
+
+
+Context = CollectContext[ImLogFolderSettings, ImLogFolderState]
+
+
+class ImLogFolderCollector(Collector[ImLogFolderSettings, ImLogFolderState]):
     name = "im_log_folder"
     roles = frozenset({"exchange_mailbox"})
     settings_model = ImLogFolderSettings
+    state_model = ImLogFolderState
     metrics = (PRESENT, PARENT_PRESENT, FILES, BYTES, NEWEST_WRITE, WRITTEN)
     cmdlets = (("windows", "Get-ItemProperty"), ("windows", "Get-ChildItem"), ("windows", "Get-Item"))
     # The folder is configurable (`path`), so its value cannot be pinned; the registry key can.
@@ -116,68 +140,68 @@ class ImLogFolderCollector(Collector):
         "Get-Item": {"LiteralPath": None},
     }
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings: ImLogFolderSettings = ctx.settings  # type: ignore[assignment]
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings = ctx.settings
         view = self._local(ctx, settings) if settings.mode == "local" else self._remote(ctx, settings)
         return samples_of(view)
 
-    def close(self, memory: dict[str, Any]) -> None:
-        watch = memory.pop("watch", None)
+    def close(self, state: ImLogFolderState) -> None:
+        watch, state.watch = state.watch, None
         if watch is not None:
             watch.stop()
 
     # --- remote --------------------------------------------------------------------------------
-    def _remote(self, ctx: CollectContext, settings: ImLogFolderSettings) -> FolderView:
+    def _remote(self, ctx: Context, settings: ImLogFolderSettings) -> FolderView:
         configured = (settings.path or "").strip()
         folder = configured or ntpath.join(self._install_path(ctx), IM_LOG_SUBFOLDER)
         answer = ctx.run("windows", "Get-ChildItem", {"LiteralPath": folder, "File": None}, FILE_SHAPE,
                          accept_error_ids=(PATH_NOT_FOUND,))
-        ledger: WrittenBytesLedger = ctx.memory.setdefault("ledger", WrittenBytesLedger())
+        ledger = ctx.state.ledger
         # Asked for a file rather than a folder, Get-ChildItem answers with the file itself.
         present = PATH_NOT_FOUND not in answer.error_ids() and not any(
             _same_windows_path(obj.get("FullName"), folder) for obj in answer.objects)
         if present:
-            ledger.reconcile(listing_of(answer.objects, f"{ctx.endpoint('windows').where} Get-ChildItem {folder}"))
+            ledger.reconcile(listing_of(answer.objects, f"{ctx.where('windows')} Get-ChildItem {folder}"))
             return FolderView.of(ledger, True, True)
         ledger.reconcile({})
         if not configured:
-            ctx.memory.pop("install_path", None)  # read again next run, in case Exchange moved
+            ctx.state.install_path = None  # read again next run, in case Exchange moved
         parent = ntpath.dirname(folder.rstrip("\\"))
         found = ctx.run("windows", "Get-Item", {"LiteralPath": parent}, ITEM_SHAPE, accept_error_ids=(PATH_NOT_FOUND,))
         return FolderView.of(ledger, False, bool(found.objects) and PATH_NOT_FOUND not in found.error_ids())
 
-    def _install_path(self, ctx: CollectContext) -> str:
+    def _install_path(self, ctx: Context) -> str:
         """Exchange's install folder from its setup key, read once per job."""
-        cached = ctx.memory.get("install_path")
+        cached = ctx.state.install_path
         if cached:
             return cached
-        where = f"{ctx.endpoint('windows').where} Get-ItemProperty {EXCHANGE_SETUP_KEY}"
+        where = f"{ctx.where('windows')} Get-ItemProperty {EXCHANGE_SETUP_KEY}"
         answer = ctx.run("windows", "Get-ItemProperty", {"LiteralPath": EXCHANGE_SETUP_KEY}, SETUP_KEY_SHAPE,
                          accept_error_ids=(PATH_NOT_FOUND,))
         if not answer.objects:
-            raise RemoteError(ErrorKind.COMMAND, where,
+            raise CollectError(ErrorKind.COMMAND, where,
                               "the Exchange setup key is missing (Exchange 2013 or later not installed?); "
                               "set `path` in the im_log_folder settings")
         install_path = _INVISIBLE.sub("", str(answer.objects[0].get("MsiInstallPath") or "")).strip().strip('"')
         if not _WINDOWS_ABSOLUTE.match(install_path):
-            raise RemoteError(ErrorKind.SHAPE, where, "MsiInstallPath is missing or not an absolute Windows path")
-        ctx.memory["install_path"] = install_path
+            raise CollectError(ErrorKind.SHAPE, where, "MsiInstallPath is missing or not an absolute Windows path")
+        ctx.state.install_path = install_path
         return install_path
 
     # --- local ---------------------------------------------------------------------------------
-    def _local(self, ctx: CollectContext, settings: ImLogFolderSettings) -> FolderView:
+    def _local(self, ctx: Context, settings: ImLogFolderSettings) -> FolderView:
         path = (settings.path or "").strip()
         try:
-            watch = ctx.memory.get("watch")
+            watch = ctx.state.watch
             if watch is None:
                 watch = FolderWatch(path, settings.observer, settings.poll_interval)
-                ctx.memory["watch"] = watch  # before start(): close() must stop it whatever happens
+                ctx.state.watch = watch  # before start(): close() must stop it whatever happens
                 return watch.start()
             return watch.refresh()
         except OSError as exc:
             kind = ErrorKind.AUTH if isinstance(exc, PermissionError) else ErrorKind.UNREACHABLE
             reason = exc.strerror or type(exc).__name__
-            raise RemoteError(kind, f"local folder {path}", f"cannot read it: {reason}") from None
+            raise CollectError(kind, f"local folder {path}", f"cannot read it: {reason}") from None
 
 
 def samples_of(view: FolderView) -> list[Sample]:
@@ -200,7 +224,7 @@ def listing_of(objects: list[dict[str, Any]], where: str = "Get-ChildItem") -> d
         name = _INVISIBLE.sub("", obj["Name"]).strip().lower()
         size = obj["Length"]
         if not name or size < 0:
-            raise RemoteError(ErrorKind.SHAPE, where, "a file with an empty Name or a negative Length")
+            raise CollectError(ErrorKind.SHAPE, where, "a file with an empty Name or a negative Length")
         created, modified = obj.get("CreationTimeUtc"), obj.get("LastWriteTimeUtc")
         listing[name] = FileState(
             size,

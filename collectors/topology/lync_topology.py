@@ -25,23 +25,28 @@ Every front end reads the same Central Management Store, so every front end repo
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 import threading
-import time
-import urllib.parse
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal, Mapping
 
 from pydantic import Field as SettingField
 from pydantic import field_validator
 
-from collectors.base import CollectContext, Collector, Sample
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
+from collectors.contract import (
+    CollectContext,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    Duration,
+    ErrorKind,
+    Field,
+    Sample,
+    Shape,
+)
 from collectors.lync_certificates import DNS_NAME, clean_text
-from exporter.config import CollectorSettings, Duration
-from exporter.normalize import Field, Shape
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.topology.shared import SIPNAME_UM_SERVERS, fqdn, is_http_url, split_url
 
 POOL_CMDLET = "Get-CsTrustedApplicationPool"
 APPLICATION_CMDLET = "Get-CsTrustedApplication"
@@ -81,9 +86,6 @@ OAUTH = Shape(
     ),
 )
 
-# Lync identities carry a kind prefix: "TrustedApplicationPool:owa.contoso.com", "Registrar:pool01...".
-_KIND_PREFIX = re.compile(r"^[A-Za-z]+:(?!//)")
-
 # (host name, seconds) -> True (resolves), False (does not), None (no answer in time).
 Resolver = Callable[[str, float], "bool | None"]
 
@@ -108,11 +110,6 @@ class LyncTopologySettings(CollectorSettings):
 
 
 # --- pure parts ---------------------------------------------------------------------------------
-
-
-def fqdn(value: Any) -> str:
-    """A host name as Lync or a user writes it, compared case-insensitively, without a kind prefix."""
-    return _KIND_PREFIX.sub("", clean_text(value)).rstrip(".").casefold()
 
 
 def same_computer(a: str, b: str) -> bool:
@@ -167,27 +164,9 @@ def owa_application_present(apps: Iterable[Mapping[str, Any]], pools: Iterable[M
     return False
 
 
-def _split_url(url: Any) -> urllib.parse.SplitResult | None:
-    text = clean_text(url)
-    if not text:
-        return None
-    try:
-        parts = urllib.parse.urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-    except ValueError:
-        return None
-    return parts
-
-
-def is_http_url(url: Any) -> bool:
-    """An absolute http(s) URL with a host name."""
-    parts = _split_url(url)
-    return parts is not None and parts.scheme.casefold() in ("http", "https") and bool(parts.hostname)
-
-
 def autodiscover_url_is_svc(url: Any) -> bool:
     """``https://autodiscover.contoso.com/autodiscover/autodiscover.svc`` (any case, a trailing / allowed)."""
-    parts = _split_url(url)
+    parts = split_url(url)
     if parts is None or not is_http_url(url):
         return False
     return parts.path.rstrip("/").casefold().endswith(AUTODISCOVER_SVC_PATH)
@@ -202,7 +181,7 @@ def global_autodiscover_url(configurations: list[Mapping[str, Any]]) -> Any:
 
 
 def url_host(url: Any) -> str:
-    parts = _split_url(url)
+    parts = split_url(url)
     return (parts.hostname or "").rstrip(".") if parts is not None else ""
 
 
@@ -238,55 +217,32 @@ def resolve(host: str, timeout: float) -> bool | None:
     return answer.get("resolved")
 
 
-# --- what Exchange jobs hand over ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class UmServerReport:
-    servers: tuple[str, ...]  # the UM servers of the organisation's SipName dial plans (may be empty)
-    fresh_until: float  # time.monotonic()
-
-
-class UmServerReports:
-    """The newest SipName UM servers an exchange_topology job read, for the lync_topology jobs."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._report: UmServerReport | None = None
-
-    def publish(self, servers: Iterable[str], lifetime: float) -> None:
-        report = UmServerReport(tuple(sorted({fqdn(s) for s in servers if fqdn(s)})), time.monotonic() + lifetime)
-        with self._lock:
-            self._report = report
-
-    def fresh(self) -> tuple[str, ...] | None:
-        with self._lock:
-            report = self._report
-        return report.servers if report is not None and report.fresh_until > time.monotonic() else None
-
-
-# One per exporter process, shared by the registry's exchange_topology and lync_topology instances.
-UM_SERVER_REPORTS = UmServerReports()
-
-
 # --- the collector ------------------------------------------------------------------------------
 
 
-class LyncTopologyCollector(Collector):
+@dataclass
+class LyncTopologyState:
+    dns_skip_logged: bool = False  # said once that the exporter does not resolve the estate's names
+
+
+Context = CollectContext[LyncTopologySettings, LyncTopologyState]
+
+
+class LyncTopologyCollector(Collector[LyncTopologySettings, LyncTopologyState]):
     name = "lync_topology"
     roles = frozenset({"lync_frontend"})
     settings_model = LyncTopologySettings
+    state_model = LyncTopologyState
     metrics = (CONFIG_CHECK_OK,)
     cmdlets = (("windows", POOL_CMDLET), ("windows", APPLICATION_CMDLET), ("windows", OAUTH_CMDLET))
     cmdlet_parameters = {POOL_CMDLET: {}, APPLICATION_CMDLET: {}, OAUTH_CMDLET: {}}
 
-    def __init__(self, resolver: Resolver = resolve, um_reports: UmServerReports = UM_SERVER_REPORTS) -> None:
+    def __init__(self, resolver: Resolver = resolve) -> None:
         # Injectable so tests can decide what resolves without a DNS server.
         self.resolver = resolver
-        self.um_reports = um_reports
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings: LyncTopologySettings = ctx.settings  # type: ignore[assignment]
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings = ctx.settings
         pools = ctx.run("windows", POOL_CMDLET, None, POOL).objects
         apps = ctx.run("windows", APPLICATION_CMDLET, None, APPLICATION).objects
         url = global_autodiscover_url(ctx.run("windows", OAUTH_CMDLET, None, OAUTH).objects)
@@ -294,7 +250,8 @@ class LyncTopologyCollector(Collector):
         samples = []
         um_servers = settings.sipname_um_servers
         if um_servers is None:
-            um_servers = self.um_reports.fresh()
+            posted = ctx.facts.fresh(SIPNAME_UM_SERVERS)
+            um_servers = posted.value if posted is not None else None
         if um_servers is not None:
             duplicates = duplicated_um_servers(pools, um_servers)
             if duplicates:
@@ -308,7 +265,7 @@ class LyncTopologyCollector(Collector):
             samples.append(check_sample(CHECK_AUTODISCOVER_RESOLVES, resolves))
         return samples
 
-    def _autodiscover_resolves(self, ctx: CollectContext, settings: LyncTopologySettings, url: Any) -> bool | None:
+    def _autodiscover_resolves(self, ctx: Context, settings: LyncTopologySettings, url: Any) -> bool | None:
         """Whether the autodiscover host resolves; None when the check is not run."""
         mode = settings.resolve_autodiscover
         if mode == "never":
@@ -316,8 +273,8 @@ class LyncTopologyCollector(Collector):
         if mode == "auto":
             own = ctx.target.host.rstrip(".")
             if is_ip_address(own) or not self._lookup(ctx, settings, own):
-                if not ctx.memory.get("dns_skip_logged"):
-                    ctx.memory["dns_skip_logged"] = True
+                if not ctx.state.dns_skip_logged:
+                    ctx.state.dns_skip_logged = True
                     ctx.log.info("the exporter does not resolve %s: not judging whether the autodiscover host "
                                  "resolves (set resolve_autodiscover: always to force it)", own)
                 return None
@@ -326,10 +283,10 @@ class LyncTopologyCollector(Collector):
             return False
         return bool(self._lookup(ctx, settings, host))
 
-    def _lookup(self, ctx: CollectContext, settings: LyncTopologySettings, host: str) -> bool | None:
+    def _lookup(self, ctx: Context, settings: LyncTopologySettings, host: str) -> bool | None:
         budget = min(settings.dns_timeout, ctx.deadline.remaining() - DEADLINE_MARGIN_SECONDS)
         if budget <= 0:
-            raise RemoteError(ErrorKind.TIMEOUT, f"DNS lookup of {host}", "no time left before the job's deadline")
+            raise CollectError(ErrorKind.TIMEOUT, f"DNS lookup of {host}", "no time left before the job's deadline")
         answer = self.resolver(host, budget)
         if answer is None:
             ctx.log.warning("DNS lookup of %s gave no answer within %.1fs", host, budget)

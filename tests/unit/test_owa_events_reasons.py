@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from collectors.owa_im_failures import (
+from collectors.owa_events.reasons import (
     EVENT_ID_IM_INITIALISED,
     IM_FAILURE_REASONS,
     classify_event_data,

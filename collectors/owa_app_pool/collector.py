@@ -9,19 +9,28 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field as SettingField
 from pydantic import StrictBool, ValidationInfo, field_validator
 
-from collectors.cmdlet_policy import OneOf
-from collectors.base import CollectContext, Collector, MetricSpec, Sample
-from collectors.http_probe import probe
-from collectors.iis_workers import pool_workers
-from exporter.config import CollectorSettings, Duration, resolve_path
-from exporter.normalize import Field, Shape
-from exporter.remoting import ErrorKind, RemoteError
+from collectors.contract import (
+    CollectContext,
+    CollectError,
+    Collector,
+    CollectorSettings,
+    Duration,
+    ErrorKind,
+    Field,
+    MetricSpec,
+    Sample,
+    Shape,
+)
+from collectors.helpers.cmdlet_policy import OneOf
+from collectors.helpers.paths import resolve_path
+from collectors.owa_app_pool.iis_workers import pool_workers
+from collectors.sources.http_probe import probe
 
 STATE_CMDLET = "Get-WebAppPoolState"
 PROCESS_CMDLET = "Get-CimInstance"
@@ -123,10 +132,20 @@ def pool_state_of(value: Any) -> str | None:
     return _STATE_BY_KEY.get(_INVISIBLE.sub("", str(value)).lower())
 
 
-class OwaAppPoolCollector(Collector):
+@dataclass
+class OwaAppPoolState:
+    healthcheck_insecure_logged: bool = False
+    healthcheck_outcome: str | None = None  # the last one logged: said once per change, not every run
+
+
+Context = CollectContext[OwaAppPoolSettings, OwaAppPoolState]
+
+
+class OwaAppPoolCollector(Collector[OwaAppPoolSettings, OwaAppPoolState]):
     name = "owa_app_pool"
     roles = frozenset({"exchange_mailbox"})
     settings_model = OwaAppPoolSettings
+    state_model = OwaAppPoolState
     metrics = (STATE, WORKER_RUNNING, WORKER_START, HEALTHCHECK_UP, HEALTHCHECK_STATUS)
     cmdlets = (("windows", STATE_CMDLET), ("windows", PROCESS_CMDLET))
     cmdlet_parameters = {
@@ -134,19 +153,19 @@ class OwaAppPoolCollector(Collector):
         PROCESS_CMDLET: {"ClassName": OneOf(("Win32_Process",)), "Filter": OneOf((_W3WP_FILTER,))},
     }
 
-    def collect(self, ctx: CollectContext) -> list[Sample]:
-        settings: OwaAppPoolSettings = ctx.settings  # type: ignore[assignment]
+    def collect(self, ctx: Context) -> list[Sample]:
+        settings = ctx.settings
         samples = self._state(ctx, settings.pool_name)
         samples += self._worker(ctx, settings.pool_name)
         if settings.healthcheck_url:
-            samples += self._healthcheck(ctx, settings)
+            samples += self._healthcheck(ctx, settings, settings.healthcheck_url)
         return samples
 
-    def _state(self, ctx: CollectContext, pool_name: str) -> list[Sample]:
+    def _state(self, ctx: Context, pool_name: str) -> list[Sample]:
         # A pool that does not exist is a PathNotFound error: a wrong pool_name fails the run visibly.
         answer = ctx.run("windows", STATE_CMDLET, {"Name": pool_name}, POOL_STATE)
         if not answer.objects:
-            raise RemoteError(ErrorKind.SHAPE, f"{ctx.target.host} {STATE_CMDLET} -Name {pool_name}",
+            raise CollectError(ErrorKind.SHAPE, f"{ctx.target.host} {STATE_CMDLET} -Name {pool_name}",
                               "no state object in the answer")
         raw = answer.objects[0]["Value"]
         state = pool_state_of(raw)
@@ -155,7 +174,7 @@ class OwaAppPoolCollector(Collector):
             state = "Unknown"
         return [STATE.sample(1 if s == state else 0, state=s) for s in POOL_STATES]
 
-    def _worker(self, ctx: CollectContext, pool_name: str) -> list[Sample]:
+    def _worker(self, ctx: Context, pool_name: str) -> list[Sample]:
         answer = ctx.run("windows", PROCESS_CMDLET, {"ClassName": "Win32_Process", "Filter": _W3WP_FILTER}, PROCESS)
         unreadable = sum(1 for p in answer.objects if not p.get("CommandLine"))
         if unreadable:
@@ -167,14 +186,13 @@ class OwaAppPoolCollector(Collector):
             samples.append(WORKER_START.sample(workers.newest_start.timestamp()))
         return samples
 
-    def _healthcheck(self, ctx: CollectContext, settings: OwaAppPoolSettings) -> list[Sample]:
-        assert settings.healthcheck_url is not None
-        url = healthcheck_url_for(settings.healthcheck_url, ctx.target.host)
+    def _healthcheck(self, ctx: Context, settings: OwaAppPoolSettings, template: str) -> list[Sample]:
+        url = healthcheck_url_for(template, ctx.target.host)
         verify: bool | str = settings.healthcheck_tls_verify
         if not settings.healthcheck_tls_verify:
-            if not ctx.memory.get("healthcheck_insecure_logged"):
+            if not ctx.state.healthcheck_insecure_logged:
                 ctx.log.warning("TLS certificate verification is disabled for the OWA health check %s", url)
-                ctx.memory["healthcheck_insecure_logged"] = True
+                ctx.state.healthcheck_insecure_logged = True
         elif settings.healthcheck_ca_file:
             verify = settings.healthcheck_ca_file
         timeout = min(settings.healthcheck_timeout, ctx.deadline.remaining() - _PROBE_MARGIN_SECONDS)
@@ -185,8 +203,8 @@ class OwaAppPoolCollector(Collector):
             result_code, failure = result.status_code, result.failure
         # Say why once per change of outcome, not at every run.
         outcome = failure or str(result_code)
-        if outcome != ctx.memory.get("healthcheck_outcome"):
-            ctx.memory["healthcheck_outcome"] = outcome
+        if outcome != ctx.state.healthcheck_outcome:
+            ctx.state.healthcheck_outcome = outcome
             if result_code != 200:
                 ctx.log.warning("OWA health check %s: %s", url, f"HTTP {result_code}" if result_code else failure)
         return [HEALTHCHECK_UP.sample(1 if result_code == 200 else 0), HEALTHCHECK_STATUS.sample(result_code)]
