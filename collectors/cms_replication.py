@@ -36,6 +36,8 @@ from collectors.contract import (
     Shape,
     ShapeError,
 )
+from collectors.helpers.names import fqdn
+from collectors.helpers.text import clean_text
 from collectors.sources.normalize import parse_dotnet_datetime
 
 CMDLET = "Get-CsManagementStoreReplicationStatus"
@@ -171,7 +173,7 @@ def read_cms_status(obj: Mapping[str, Any]) -> CmsStatus:
     for name in names:
         value = obj[name]
         if name.casefold() in ("activemasterfqdn", "activemaster", "masterfqdn") and isinstance(value, str):
-            master = value.strip().lower() or None
+            master = fqdn(value) or None
     agents: dict[str, int] = {}
     timestamps: list[tuple[str, str, float]] = []
     for name in names:
@@ -182,7 +184,7 @@ def read_cms_status(obj: Mapping[str, Any]) -> CmsStatus:
         elif isinstance(value, dict):
             for key in sorted(value, key=str)[:MAX_STATUS_KEYS]:
                 moment = _timestamp(value[key])
-                server = str(key).strip().lower()
+                server = fqdn(key)
                 if moment is not None and server:
                     timestamps.append((name, server, moment))
         else:
@@ -270,17 +272,17 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
         seen: set[str] = set()
         for replica in answer.objects:
             # FQDNs are case-insensitive; one series per replica however the server spells it.
-            fqdn = replica["ReplicaFqdn"].strip().lower()
-            if not fqdn or fqdn in seen:
+            name = fqdn(replica["ReplicaFqdn"])
+            if not name or name in seen:
                 continue
-            seen.add(fqdn)
-            samples.append(UP_TO_DATE.sample(1 if replica["UpToDate"] else 0, replica=fqdn))
+            seen.add(name)
+            samples.append(UP_TO_DATE.sample(1 if replica["UpToDate"] else 0, replica=name))
             if replica["LastStatusReport"] is not None:
-                samples.append(LAST_STATUS_REPORT.sample(replica["LastStatusReport"].timestamp(), replica=fqdn))
+                samples.append(LAST_STATUS_REPORT.sample(replica["LastStatusReport"].timestamp(), replica=name))
             if replica["LastUpdateCreation"] is not None:
-                samples.append(LAST_UPDATE_CREATION.sample(replica["LastUpdateCreation"].timestamp(), replica=fqdn))
-            version = (replica.get("ProductVersion") or "unknown").strip()[:32] or "unknown"
-            samples.append(REPLICA_INFO.sample(1, replica=fqdn, product_version=version))
+                samples.append(LAST_UPDATE_CREATION.sample(replica["LastUpdateCreation"].timestamp(), replica=name))
+            version = clean_text(replica.get("ProductVersion"))[:32] or "unknown"
+            samples.append(REPLICA_INFO.sample(1, replica=name, product_version=version))
         return samples
 
     def _cms_status(self, ctx: Context) -> list[Sample]:

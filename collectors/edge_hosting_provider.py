@@ -28,7 +28,6 @@ organisation (as ``global.lync_pool_fqdn`` already assumes): every front end rea
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -49,6 +48,8 @@ from collectors.contract import (
     Sample,
     Shape,
 )
+from collectors.helpers.names import fqdn
+from collectors.helpers.text import clean_text
 
 PROVIDER_CMDLET = "Get-CsHostingProvider"
 ACCESS_EDGE_CMDLET = "Get-CsAccessEdgeConfiguration"
@@ -133,18 +134,6 @@ CMS_PRESENT = MetricSpec(
     "1 when the Central Management Store, read on this front end, holds the Exchange Online hosting provider.",
 )
 
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
-
-
-def _text(value: Any) -> str:
-    """Server text without invisible format characters or surrounding whitespace."""
-    return "" if value is None else _INVISIBLE.sub("", str(value)).strip()
-
-
-def _fqdn(value: Any) -> str:
-    return _text(value).casefold().rstrip(".")
-
-
 class EdgeHostingProviderSettings(CollectorSettings):
     # Select the provider by its Identity instead of by its ProxyFqdn.
     identity: str | None = SettingField(default=None, min_length=1)
@@ -156,7 +145,7 @@ class EdgeHostingProviderSettings(CollectorSettings):
     @field_validator("proxy_fqdns")
     @classmethod
     def _normalised_fqdns(cls, fqdns: tuple[str, ...]) -> tuple[str, ...]:
-        normalised = tuple(_fqdn(f) for f in fqdns)
+        normalised = tuple(fqdn(f) for f in fqdns)
         if not all(normalised):
             raise ValueError("proxy_fqdns must not contain an empty name")
         return normalised
@@ -179,14 +168,14 @@ class Provider:
     @classmethod
     def from_answer(cls, obj: Mapping[str, Any]) -> "Provider":
         return cls(
-            identity=_text(obj.get("Identity")) or _text(obj.get("Name")),
-            proxy_fqdn=_fqdn(obj.get("ProxyFqdn")),
-            verification_level=_text(obj.get("VerificationLevel")).casefold(),
+            identity=clean_text(obj.get("Identity")) or clean_text(obj.get("Name")),
+            proxy_fqdn=fqdn(obj.get("ProxyFqdn")),
+            verification_level=clean_text(obj.get("VerificationLevel")).casefold(),
             enabled=obj.get("Enabled"),
             enabled_shared_address_space=obj.get("EnabledSharedAddressSpace"),
             hosts_ocs_users=obj.get("HostsOCSUsers"),
             is_local=obj.get("IsLocal"),
-            autodiscover_url=_text(obj.get("AutodiscoverUrl")),
+            autodiscover_url=clean_text(obj.get("AutodiscoverUrl")),
             sip_client_port=obj.get("SipClientPort"),
         )
 
@@ -204,7 +193,7 @@ def select_provider(providers: Iterable[Provider], identity: str | None, proxy_f
     """The Exchange Online provider: by Identity when configured, else by ProxyFqdn ("Exchange Online" first)."""
     providers = list(providers)
     if identity is not None:
-        wanted = _text(identity).casefold()
+        wanted = clean_text(identity).casefold()
         return next((p for p in providers if p.identity.casefold() == wanted), None)
     accepted = set(proxy_fqdns)
     candidates = sorted(
@@ -294,7 +283,7 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
         if not objects:
             where = f"{ctx.where('windows')} {ACCESS_EDGE_CMDLET}"
             raise CollectError(ErrorKind.SHAPE, where, "answered no access edge configuration (expected Global)")
-        chosen = next((o for o in objects if _text(o.get("Identity")).casefold() == "global"), objects[0])
+        chosen = next((o for o in objects if clean_text(o.get("Identity")).casefold() == "global"), objects[0])
         return chosen["AllowFederatedUsers"] is True
 
     def _cms_copy(self, ctx: Context, settings: EdgeHostingProviderSettings) -> Posted[Provider | None] | None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -35,6 +34,9 @@ from collectors.contract import (
     Sample,
     Shape,
 )
+from collectors.helpers.names import fqdn, is_host_name
+from collectors.helpers.text import clean_text
+from collectors.helpers.x509_names import subject_cn
 
 CMDLET = "Get-CsCertificate"
 OAUTH_USE = "OAuthTokenIssuer"
@@ -87,8 +89,6 @@ OAUTH_INFO = MetricSpec(
 # Labels stay bounded and printable whatever a server sends.
 _USE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,47}")
 _THUMBPRINT = re.compile(r"[0-9A-F]{40}")
-_DNS_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
-DNS_NAME = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(?:\.{_DNS_LABEL})*")  # lower case
 MAX_CN_CHARS = 64
 USE_OTHER = "other"
 THUMBPRINT_MALFORMED = "malformed"
@@ -105,54 +105,13 @@ class LyncCertificateSettings(CollectorSettings):
     def _domain_name(cls, domain: str | None) -> str | None:
         if domain is None:
             return None
-        name = domain.strip().rstrip(".").lower()
-        if "." not in name or not DNS_NAME.fullmatch(name):
+        name = fqdn(domain, strict=True)
+        if "." not in name or not is_host_name(name):
             raise ValueError(f"not a DNS domain name: {domain!r}")
         return name
 
 
 # --- pure parsing -------------------------------------------------------------------------------
-
-
-def clean_text(value: Any) -> str:
-    """Text without control or invisible format characters (U+200E and friends), trimmed."""
-    text = "" if value is None else str(value)
-    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
-
-
-def subject_cn(subject: Any) -> str:
-    """The first CN of an X.500 subject ("CN=pool01.contoso.com, OU=IT, O=Contoso"), or ""."""
-    text = clean_text(subject)
-    for part in _split_rdns(text):
-        key, sep, value = part.partition("=")
-        if sep and key.strip().casefold() == "cn":
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            return re.sub(r"\\(.)", r"\1", value).strip()
-    return ""
-
-
-def _split_rdns(subject: str) -> list[str]:
-    """Split a DN on unescaped, unquoted ',' ';' and '+' (a multi-valued RDN counts as parts)."""
-    parts, current, quoted, escaped = [], [], False, False
-    for ch in subject:
-        if escaped:
-            current.append(ch)
-            escaped = False
-        elif ch == "\\":
-            current.append(ch)
-            escaped = True
-        elif ch == '"':
-            current.append(ch)
-            quoted = not quoted
-        elif ch in ",;+" and not quoted:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current))
-    return parts
 
 
 def use_label(use: Any) -> str:
@@ -161,7 +120,8 @@ def use_label(use: Any) -> str:
 
 
 def thumbprint_label(thumbprint: Any) -> str:
-    """40 hex digits in upper case; anything else (an invisible prefix, a wrong length) is 'malformed'."""
+    """40 hex digits in upper case, spaces and invisible marks (the MMC's U+200E) left out: a label
+    names the certificate Lync uses. Anything else (a wrong length, not hex) is 'malformed'."""
     text = clean_text(thumbprint).replace(" ", "").upper()
     return text if _THUMBPRINT.fullmatch(text) else THUMBPRINT_MALFORMED
 
@@ -189,13 +149,13 @@ def key_size_of(obj: Mapping[str, Any]) -> int | None:
 
 def sip_domain_from_pool(pool_fqdn: str | None) -> str | None:
     """pool01.contoso.com -> contoso.com; a name of one or two labels has no usable parent."""
-    labels = [label for label in (pool_fqdn or "").strip().rstrip(".").lower().split(".") if label]
+    labels = [label for label in fqdn(pool_fqdn).split(".") if label]
     return ".".join(labels[1:]) if len(labels) >= 3 else None
 
 
 def holds_domain(cn: str, domain: str) -> bool:
     """The CN is the domain itself or a name inside it (pool01.contoso.com, *.contoso.com)."""
-    name = cn.strip().rstrip(".").casefold()
+    name = fqdn(cn, strict=True)
     domain = domain.casefold()
     return name == domain or name.endswith("." + domain)
 

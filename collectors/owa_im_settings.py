@@ -26,6 +26,7 @@ from collectors.contract import (
     Shape,
     label_value,
 )
+from collectors.helpers.text import clean_text
 
 IM_TYPE_OCS = "ocs"
 BACK_END_SITE = "exchange back end"
@@ -77,7 +78,7 @@ def im_enabled(obj: dict[str, Any]) -> bool:
 
 
 def im_type_ocs(obj: dict[str, Any]) -> bool:
-    return (obj.get("InstantMessagingType") or "").strip().casefold() == IM_TYPE_OCS
+    return clean_text(obj.get("InstantMessagingType")).casefold() == IM_TYPE_OCS
 
 
 def is_back_end(vdir: dict[str, Any]) -> bool:
@@ -86,7 +87,7 @@ def is_back_end(vdir: dict[str, Any]) -> bool:
 
 
 def policy_name(policy: dict[str, Any]) -> str:
-    return ((policy.get("Name") or policy.get("Identity") or "").strip())
+    return clean_text(policy.get("Name") or policy.get("Identity"))
 
 
 def default_policy(policies: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -1,8 +1,8 @@
-"""lync-owa-exporter: is IM and presence in Outlook Web App working, and if not, why."""
+"""lync-owa-exporter: is IM and presence in Outlook Web App working, and if not, why.
 
-from importlib import metadata
+This package is the runtime (configuration, scheduling, the snapshot store, rendering, HTTP, the
+CLI); what the collectors are and what they read lives in ``collectors``."""
 
-try:
-    __version__ = metadata.version("lync-owa-exporter")
-except metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from collectors.helpers.version import VERSION as __version__
+
+__all__ = ["__version__"]

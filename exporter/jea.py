@@ -50,13 +50,14 @@ def parameter_policies(collectors: Iterable[type[Collector]], endpoint: str) -> 
     merged: dict[str, dict[str, Rule]] = {}
     for cmdlet in declared(collectors).get(endpoint, {}):
         users = [c for c in collectors if (endpoint, cmdlet) in c.cmdlets]
-        policies = [next((p for name, p in c.cmdlet_parameters.items() if name.lower() == cmdlet.lower()), None)
-                    for c in users]
-        if any(policy is None for policy in policies):
+        found = [next((p for name, p in c.cmdlet_parameters.items() if name.lower() == cmdlet.lower()), None)
+                 for c in users]
+        policies = [policy for policy in found if policy is not None]
+        if len(policies) < len(found):  # a collector calls it without a declaration: unrestricted
             continue
         names: dict[str, list[Rule]] = {}
         for policy in policies:
-            for name, rule in policy.items():  # type: ignore[union-attr]
+            for name, rule in policy.items():
                 names.setdefault(name, []).append(rule)
         merged[cmdlet] = {name: merge(rules) for name, rules in sorted(names.items())}
     return merged

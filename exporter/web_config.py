@@ -13,26 +13,31 @@ file and the key. Secrets (hashes, passwords, keys) never appear in messages or 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import difflib
-import hashlib
-import hmac
 import re
-import secrets
 import ssl
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import bcrypt
-import yaml
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+
+from collectors.helpers.paths import pem_certificates, read_small_file, resolve_path
+from exporter.basic_auth import BasicAuth, parse_basic_authorization
+from exporter.config.yaml_source import Position, YamlError, YamlSyntaxError, read_yaml
+from exporter.tls_server import (
+    CIPHER_SUITES,
+    CLIENT_AUTH_TYPES,
+    OBSOLETE_TLS_VERSIONS,
+    TLS13_SUITES,
+    TLS_VERSIONS,
+    TLSServerConfig,
+    build_ssl_context,
+)
 
 __all__ = [
     "CLIENT_AUTH_TYPES",
@@ -41,29 +46,10 @@ __all__ = [
     "TLSServerConfig",
     "WebConfig",
     "BasicAuth",
+    "parse_basic_authorization",
     "load_web_config",
     "build_ssl_context",
 ]
-
-CLIENT_AUTH_TYPES = ("NoClientCert", "RequireAnyClientCert", "VerifyClientCertIfGiven", "RequireAndVerifyClientCert")
-TLS_VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-_OBSOLETE_TLS_VERSIONS = ("TLS10", "TLS11")
-
-# Go's names (crypto/tls.CipherSuites(), the secure ones) -> OpenSSL's. They only apply up to TLS 1.2;
-# TLS 1.3 suites are not configurable in Go either and are accepted as no-ops.
-CIPHER_SUITES = {
-    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA": "ECDHE-ECDSA-AES128-SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA": "ECDHE-ECDSA-AES256-SHA",
-    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA": "ECDHE-RSA-AES128-SHA",
-    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA": "ECDHE-RSA-AES256-SHA",
-    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256": "ECDHE-ECDSA-AES128-GCM-SHA256",
-    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
-    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256": "ECDHE-RSA-AES128-GCM-SHA256",
-    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384": "ECDHE-RSA-AES256-GCM-SHA384",
-    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-ECDSA-CHACHA20-POLY1305",
-    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256": "ECDHE-RSA-CHACHA20-POLY1305",
-}
-_TLS13_SUITES = ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256")
 
 # Response headers exporter-toolkit lets the file set, and the values it allows where it restricts them.
 RESPONSE_HEADERS = (
@@ -86,7 +72,6 @@ _UNSUPPORTED = {
 
 # $2a$/$2b$/$2y$ (htpasswd writes $2y$), a two-digit cost, 22 characters of salt and 31 of hash.
 _BCRYPT_RE = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
-_BCRYPT_MAX_PASSWORD_BYTES = 72  # bcrypt only ever reads this many; htpasswd and Go truncate the same way
 
 
 class WebConfigError(Exception):
@@ -96,17 +81,6 @@ class WebConfigError(Exception):
         self.path = str(path)
         self.problems = list(problems)
         super().__init__("\n".join(f"{self.path}: {problem}" for problem in self.problems))
-
-
-@dataclass(frozen=True)
-class TLSServerConfig:
-    cert_file: Path
-    key_file: Path
-    client_auth_type: str = "NoClientCert"
-    client_ca_file: Path | None = None
-    min_version: str = "TLS12"
-    max_version: str = "TLS13"
-    cipher_suites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,41 +111,21 @@ class WebConfig:
 # --------------------------------------------------------------------------------------------------
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: PyYAML would keep the last one silently."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, (str, int, bool, float)):
-                continue  # PyYAML itself refuses unhashable keys
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_web_config(path: str | Path) -> WebConfig:
     """Read, validate and prepare a web configuration file. Raises WebConfigError listing every problem."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        document = read_yaml(path, typed_keys=True)  # keys as PyYAML reads them: an unquoted 1234 is no name
     except OSError as exc:
         raise WebConfigError(path, [f"cannot read the web configuration file: {exc.strerror or exc}"]) from None
-    try:
-        document = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        # The parser's own words and the position, never str(exc): it quotes the line, which may hold a hash.
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        words = " ".join(part for part in (exc.context, exc.problem) if part) or "syntax error"
-        if isinstance(exc, yaml.constructor.ConstructorError) and words.startswith("duplicate key"):
-            raise WebConfigError(path, [f"{where}{words}"]) from None
-        raise WebConfigError(path, [f"not valid YAML: {where}{words}"]) from None
-    except (yaml.YAMLError, RecursionError):
+    except YamlSyntaxError as exc:
+        # The parser's own words and the position, never the line itself: it may hold a hash.
+        raise WebConfigError(path, [f"not valid YAML: {_where(exc.position)}{exc.words}"]) from None
+    except YamlError:
         raise WebConfigError(path, ["not valid YAML"]) from None
-    return _Validator(path).validate(document)
+    if document is not None and document.problems:  # duplicate keys, unsupported tags, ...
+        raise WebConfigError(path, [f"{_where(position)}{message}" for _, message, position in document.problems])
+    return _Validator(path).validate(document.data if document is not None else None)
 
 
 class _Validator:
@@ -324,13 +278,13 @@ class _Validator:
         if not isinstance(value, str) or not value.strip():
             self.problems.append(f"{where}.{key}: expected a file name, found {_kind(value)}")
             return None
-        return self.base / value.strip()
+        return resolve_path(value.strip(), None, self.base)
 
     def _version(self, section: dict[str, Any], where: str, key: str, default: str) -> str | None:
         value = section.get(key, default)
         if isinstance(value, str) and value in TLS_VERSIONS:
             return value
-        if isinstance(value, str) and value in _OBSOLETE_TLS_VERSIONS:
+        if isinstance(value, str) and value in OBSOLETE_TLS_VERSIONS:
             self.problems.append(
                 f"{where}.{key}: {value} is not supported (TLS 1.0 and 1.1 are obsolete); use TLS12 or TLS13"
             )
@@ -345,7 +299,7 @@ class _Validator:
             self.problems.append(f"{where}: expected a list of cipher suite names, found {_kind(value)}")
             return ()
         for name in value:
-            if name not in CIPHER_SUITES and name not in _TLS13_SUITES:
+            if name not in CIPHER_SUITES and name not in TLS13_SUITES:
                 self.problems.append(f"{where}: {_shown(name)} is not a supported cipher suite (Go's names, such as "
                                      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)")
         return tuple(value)
@@ -380,8 +334,8 @@ class _Validator:
 
     def _read(self, path: Path, key: str) -> bytes | None:
         try:
-            return path.read_bytes()
-        except OSError as exc:
+            return read_small_file(path)
+        except OSError as exc:  # FileRefused too: not a regular file, or too large
             self.problems.append(f"{key}: cannot read {path}: {exc.strerror or exc}")
             return None
 
@@ -389,9 +343,8 @@ class _Validator:
         data = self._read(path, key)
         if data is None:
             return None
-        try:
-            certificates = x509.load_pem_x509_certificates(data)
-        except ValueError:
+        certificates = pem_certificates(data)
+        if not certificates:
             self.problems.append(f"{key}: {path} holds no PEM certificate")
             return None
         return certificates[0]
@@ -409,102 +362,13 @@ class _Validator:
         return None
 
 
-def build_ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
-    """The server-side context: versions, certificate and key, client certificate policy, ciphers."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = TLS_VERSIONS[tls.min_version]
-    context.maximum_version = TLS_VERSIONS[tls.max_version]
-    context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
-    if tls.client_auth_type != "NoClientCert":
-        context.load_verify_locations(cafile=str(tls.client_ca_file))
-        optional = tls.client_auth_type == "VerifyClientCertIfGiven"
-        context.verify_mode = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
-    openssl_names = [CIPHER_SUITES[name] for name in tls.cipher_suites if name in CIPHER_SUITES]
-    if openssl_names:
-        context.set_ciphers(":".join(openssl_names))
-    return context
-
-
-# --------------------------------------------------------------------------------------------------
-# Basic authentication
-# --------------------------------------------------------------------------------------------------
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` headers against bcrypt hashes.
-
-    bcrypt is slow on purpose (~70 ms at cost 10), too slow to pay on every scrape: a successful check is
-    remembered as an HMAC of (user, password, hash) under a key made at start, so the cache never holds
-    anything a password can be recovered from, and is compared in constant time. Failures are never
-    cached, so guessing always costs a bcrypt run; runs are serialised so a flood of wrong guesses uses
-    one core at most. An unknown user is checked against a dummy hash of the same cost, so the answer
-    takes as long as for a known user.
-    """
-
-    def __init__(self, users: Mapping[str, bytes]) -> None:
-        self._users = dict(users)
-        self._key = secrets.token_bytes(32)
-        self._verified: dict[str, bytes] = {}
-        self._bcrypt_lock = threading.Lock()
-        self._dummy_hash: bytes | None = None  # made on first use: a high cost would slow the start
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._users)
-
-    def check_header(self, authorization: str | None) -> bool:
-        credentials = parse_basic_authorization(authorization)
-        return credentials is not None and self.verify(*credentials)
-
-    def verify(self, user: str, password: str) -> bool:
-        hashed = self._users.get(user)
-        secret = password.encode("utf-8")[:_BCRYPT_MAX_PASSWORD_BYTES]
-        digest = self._digest(user, secret, hashed or b"")
-        cached = self._verified.get(user)
-        if hashed is not None and cached is not None and hmac.compare_digest(cached, digest):
-            return True
-        with self._bcrypt_lock:
-            try:
-                matches = bcrypt.checkpw(secret, hashed or self._dummy())
-            except ValueError:  # a hash bcrypt cannot read; the loader should have refused it
-                matches = False
-        if matches and hashed is not None:
-            self._verified[user] = digest
-            return True
-        return False
-
-    def _dummy(self) -> bytes:
-        if self._dummy_hash is None:
-            cost = max((int(h[4:6]) for h in self._users.values()), default=10)
-            self._dummy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
-        return self._dummy_hash
-
-    def _digest(self, user: str, secret: bytes, hashed: bytes) -> bytes:
-        mac = hmac.new(self._key, digestmod=hashlib.sha256)
-        for part in (user.encode("utf-8"), secret, hashed):  # length-prefixed: no two inputs share an encoding
-            mac.update(len(part).to_bytes(4, "big"))
-            mac.update(part)
-        return mac.digest()
-
-
-def parse_basic_authorization(value: str | None) -> tuple[str, str] | None:
-    """``Basic base64(user:password)`` -> (user, password), or None for anything else."""
-    if not value:
-        return None
-    scheme, _, encoded = value.strip().partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
-
-
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
+
+
+def _where(position: Position | None) -> str:
+    return f"line {position[0]}, column {position[1]}: " if position is not None else ""
 
 
 def _kind(value: Any) -> str:

@@ -83,3 +83,10 @@ def write_config(tmp_path: Path, document: dict) -> Path:
 def password_env(monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, SIM_PASSWORD)
     return PASSWORD_ENV
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end and container tests are slow by nature: `scripts/test --fast` leaves them out."""
+    for item in items:
+        if item.get_closest_marker("e2e") or item.get_closest_marker("container"):
+            item.add_marker(pytest.mark.slow)

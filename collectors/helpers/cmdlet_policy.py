@@ -55,10 +55,11 @@ def merge(rules: list[Rule]) -> Rule:
     """One rule allowing what each of several collectors' rules allows (for a shared cmdlet)."""
     if any(rule is None for rule in rules):
         return None
-    if all(isinstance(rule, OneOf) for rule in rules):
+    one_ofs = [rule for rule in rules if isinstance(rule, OneOf)]
+    if len(one_ofs) == len(rules):
         values: list[str] = []
-        for rule in rules:
-            values += [v for v in rule.values if v.lower() not in {x.lower() for x in values}]  # type: ignore[union-attr]
+        for one_of in one_ofs:
+            values += [v for v in one_of.values if v.lower() not in {x.lower() for x in values}]
         return OneOf(tuple(values))
     alternatives = []
     for rule in rules:

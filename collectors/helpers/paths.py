@@ -1,11 +1,31 @@
-"""Paths named in the configuration."""
+"""Paths named in the configuration, and the files they name.
+
+Settings name files the exporter reads later: CA bundles (a remoting endpoint's, the OWA health
+check's, the TLS probe's), the certificate, key and client CA of ``--web.config.file``, password
+files. They are all checked here, the same way and once, when the configuration is loaded: a wrong
+path stops the exporter at start with a message naming the file, not at the first poll, and a
+device, a folder or a log named by mistake is refused instead of read.
+"""
 
 from __future__ import annotations
 
+import errno
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
+from cryptography import x509
 from pydantic import ValidationInfo
+
+__all__ = ["MAX_PEM_FILE_BYTES", "FileRefused", "resolve_path", "read_small_file", "pem_certificates", "check_ca_file"]
+
+# PEM bundles are small: the whole Mozilla CA bundle is about 220 KiB.
+MAX_PEM_FILE_BYTES = 4 * 1024 * 1024
+
+
+class FileRefused(OSError):
+    """A path that names something not to be read: not a regular file, or a file that is too large.
+    ``strerror`` says which in a few words ("not a regular file", "larger than 4 MiB")."""
 
 
 def resolve_path(name: str, info: ValidationInfo | None, base_dir: Path | None = None) -> Path:
@@ -18,3 +38,53 @@ def resolve_path(name: str, info: ValidationInfo | None, base_dir: Path | None =
         base_dir = info.context.get("base_dir")
     path = Path(name)
     return path if path.is_absolute() or base_dir is None else Path(base_dir) / path
+
+
+def read_small_file(path: Path, limit: int = MAX_PEM_FILE_BYTES) -> bytes:
+    """The content of the regular file ``path``, of at most ``limit`` bytes.
+
+    Raises FileRefused for anything else than a regular file or for a larger file, and OSError when
+    it cannot be read (missing, no permission: ``strerror`` says why).
+    """
+    if not stat.S_ISREG(path.stat().st_mode):  # checked first: reading a FIFO or a device may never end
+        raise FileRefused(errno.EINVAL, "not a regular file", str(path))
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise FileRefused(errno.EFBIG, f"larger than {_size(limit)}", str(path))
+    return data
+
+
+def pem_certificates(data: bytes) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle, in order; empty when it holds none or the PEM is broken."""
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return []
+
+
+def check_ca_file(name: str, info: ValidationInfo | None, *, require_certificate: bool) -> str:
+    """The check of a CA bundle setting, for its field validator: the path, resolved against the
+    configuration's folder (see resolve_path), once it names a readable regular file of at most
+    MAX_PEM_FILE_BYTES that, with ``require_certificate``, holds at least one PEM certificate.
+
+    Raises ValueError saying what is wrong, naming the resolved path; pydantic reports it at the setting.
+    """
+    path = resolve_path(name, info)
+    where = f"CA file {str(path)!r}"
+    try:
+        data = read_small_file(path)
+    except FileRefused as exc:
+        raise ValueError(f"{where} is {exc.strerror}") from None
+    except OSError:
+        raise ValueError(f"{where} does not exist or is not readable") from None
+    if require_certificate and not pem_certificates(data):
+        raise ValueError(f"{where} holds no PEM certificate")
+    return str(path)
+
+
+def _size(limit: int) -> str:
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if limit >= scale and limit % scale == 0:
+            return f"{limit // scale} {unit}"
+    return f"{limit} bytes"

@@ -30,6 +30,8 @@ from collectors.contract import (
     label_value,
 )
 from collectors.helpers.cmdlet_policy import Matching, OneOf
+from collectors.helpers.text import clean_text
+from collectors.helpers.x509_names import subject_cn
 from collectors.im_certificate.im_settings import (
     CERTIFICATE_STATUSES,
     PROBLEM_WEB_CONFIG_MISSING,
@@ -42,7 +44,6 @@ from collectors.im_certificate.im_settings import (
     evaluate,
     im_settings_from_overrides,
     normalise_thumbprint,
-    subject_cn,
 )
 from collectors.im_certificate.owa_web_config import (
     WebConfigError,
@@ -255,11 +256,12 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         if cached is not None:
             return cached
         answer = ctx.run("windows", "Get-ItemProperty", {"Path": SETUP_KEY}, SETUP)
-        if len(answer.objects) != 1 or not answer.objects[0]["MsiInstallPath"].strip():
+        install_path = clean_text(answer.objects[0]["MsiInstallPath"]) if len(answer.objects) == 1 else ""
+        if not install_path:
             raise CollectError(ErrorKind.SHAPE, f"{ctx.target.host} Get-ItemProperty",
                               f"{SETUP_KEY} gave {len(answer.objects)} objects or an empty MsiInstallPath")
         key = answer.objects[0]
-        setup = ExchangeSetup(key["MsiInstallPath"].strip(), (key["MsiProductMajor"], key["MsiProductMinor"]))
+        setup = ExchangeSetup(install_path, (key["MsiProductMajor"], key["MsiProductMinor"]))
         ctx.state.setup = setup
         return setup
 

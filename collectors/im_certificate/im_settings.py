@@ -9,11 +9,12 @@ section IMSettings) that applies to the whole organisation or to named servers.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from collectors.helpers.names import fqdn, ip_address
+from collectors.helpers.text import trim_text
 from collectors.im_certificate.owa_web_config import (
     KEY_SERVER_NAME,
     KEY_THUMBPRINT,
@@ -36,9 +37,9 @@ SETTINGS_PROBLEMS: tuple[str, ...] = (
 OVERRIDE_COMPONENT = "OwaServer"
 OVERRIDE_SECTION = "IMSettings"
 
-# Only these count as whitespace around a thumbprint; an invisible format character such as the
-# U+200E that the certificate MMC copies along is not whitespace: it makes the value malformed.
-_ORDINARY_WHITESPACE = " \t\r\n"
+# Settings are trimmed of ordinary whitespace only (trim_text, fqdn(strict=True)), never cleaned: the
+# U+200E that the certificate MMC copies along with a thumbprint is not whitespace, OWA cannot use a
+# value that carries one, and that is what the checks must report.
 _THUMBPRINT = re.compile(r"[0-9A-Fa-f]{40}")
 
 
@@ -52,38 +53,22 @@ class ImSettings:
     problem: str | None = None  # one of SETTINGS_PROBLEMS when the settings could not be read
 
 
-def clean(value: str | None) -> str:
-    return (value or "").strip(_ORDINARY_WHITESPACE)
-
-
 def thumbprint_well_formed(value: str | None) -> bool:
     """Exactly 40 hex digits once ordinary whitespace is trimmed; case does not matter."""
-    return _THUMBPRINT.fullmatch(clean(value)) is not None
+    return _THUMBPRINT.fullmatch(trim_text(value)) is not None
 
 
 def normalise_thumbprint(value: str | None) -> str:
-    return clean(value).upper()
+    return trim_text(value).upper()
 
 
 def normalise_fqdn(value: str | None) -> str:
-    return clean(value).rstrip(".").casefold()
+    return fqdn(value, strict=True)
 
 
 def server_name_matches_pool(server_name: str | None, pool_fqdn: str) -> bool:
     name = normalise_fqdn(server_name)
     return bool(name) and name == normalise_fqdn(pool_fqdn)
-
-
-def subject_cn(subject: str | None) -> str:
-    """The first CN of an X.500 subject ("CN=mail.contoso.com, OU=IT, ..."), or "" when there is none."""
-    for part in re.split(r"(?<!\\),", subject or ""):
-        key, sep, value = part.partition("=")
-        if sep and key.strip().casefold() == "cn":
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == '"':
-                value = value[1:-1]
-            return value.replace("\\,", ",")
-    return ""
 
 
 # --- setting overrides (Exchange 2016/2019) -----------------------------------------------------
@@ -104,9 +89,7 @@ def server_identities(server: str) -> set[str]:
     """How an override's Server list may name this server: its FQDN or its short name, any case."""
     name = normalise_fqdn(server)
     identities = {name}
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
+    if ip_address(name) is None:
         identities.add(name.split(".", 1)[0])
     return identities
 
@@ -121,7 +104,7 @@ def _parameters(override: Mapping[str, Any]) -> dict[str, list[str]]:
     for entry in _names(override.get("Parameters")):
         key, sep, value = entry.partition("=")
         if sep:
-            found.setdefault(key.strip(_ORDINARY_WHITESPACE).casefold(), []).append(value)
+            found.setdefault(trim_text(key).casefold(), []).append(value)
     return found
 
 
@@ -134,9 +117,9 @@ def im_settings_from_overrides(overrides: Iterable[Mapping[str, Any]], server: s
     identities = server_identities(server)
     scoped: dict[str, dict[str, list[str]]] = {"server": {}, "organization": {}}
     for override in overrides:
-        if clean(str(override.get("Component") or "")).casefold() != OVERRIDE_COMPONENT.casefold():
+        if trim_text(override.get("Component")).casefold() != OVERRIDE_COMPONENT.casefold():
             continue
-        if clean(str(override.get("Section") or "")).casefold() != OVERRIDE_SECTION.casefold():
+        if trim_text(override.get("Section")).casefold() != OVERRIDE_SECTION.casefold():
             continue
         servers = _names(override.get("Server"))
         if servers and not _applies_to(servers, identities):
@@ -185,7 +168,7 @@ IM_CHECKS = (
 
 def certificate_status(value: object) -> str:
     """Get-ExchangeCertificate's Status as one of CERTIFICATE_STATUSES (anything else: Unknown)."""
-    return _STATUS_BY_FOLDED.get(clean(str(value) if value is not None else "").casefold(), "Unknown")
+    return _STATUS_BY_FOLDED.get(trim_text(value).casefold(), "Unknown")
 
 
 @dataclass(frozen=True)
@@ -215,7 +198,7 @@ def evaluate(
     if settings.problem is not None:
         return Evaluation(checks, None)
     matched: Certificate | None = None
-    checks["thumbprint_configured"] = bool(clean(settings.certificate_thumbprint))
+    checks["thumbprint_configured"] = bool(trim_text(settings.certificate_thumbprint))
     if checks["thumbprint_configured"]:
         checks["thumbprint_well_formed"] = thumbprint_well_formed(settings.certificate_thumbprint)
     if checks.get("thumbprint_well_formed"):
@@ -226,7 +209,7 @@ def evaluate(
         if matched.not_before is not None and matched.not_after is not None:
             checks["certificate_valid_now"] = matched.not_before <= now <= matched.not_after
         checks["certificate_status_valid"] = matched.status == "Valid"
-    checks["server_name_configured"] = bool(clean(settings.server_name))
+    checks["server_name_configured"] = bool(trim_text(settings.server_name))
     if checks["server_name_configured"] and pool_fqdn:
         checks["server_name_matches_pool"] = server_name_matches_pool(settings.server_name, pool_fqdn)
     return Evaluation(checks, matched)

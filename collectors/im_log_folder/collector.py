@@ -10,9 +10,10 @@ stopped, or IM never initialised). Two ways to look at it:
   when the folder is absent (when the folder is there, so is its parent).
 - ``local``: a folder on this machine or an SMB mount, followed by a watchdog observer started on
   the first run and kept in the job's memory (``polling`` for SMB mounts, where inotify sees
-  nothing of other machines' writes). Each run reconciles with a full listing.
+  nothing of other machines' writes; :mod:`collectors.im_log_folder.local_folder`). Each run
+  reconciles with a full listing.
 
-Either way the bytes-written counter comes from :mod:`collectors.im_log_accounting`.
+Either way the bytes-written counter comes from :mod:`collectors.im_log_folder.accounting`.
 """
 
 from __future__ import annotations
@@ -39,12 +40,13 @@ from collectors.contract import (
     Shape,
 )
 from collectors.helpers.cmdlet_policy import OneOf
+from collectors.helpers.text import clean_text
 from collectors.im_log_folder.accounting import (
     FileState,
     FolderView,
     WrittenBytesLedger,
 )
-from collectors.im_log_folder.watch import FolderWatch
+from collectors.im_log_folder.local_folder import LocalFolder
 
 EXCHANGE_SETUP_KEY = r"HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup"
 IM_LOG_SUBFOLDER = r"Logging\OWA\InstantMessaging"
@@ -88,7 +90,6 @@ WRITTEN = MetricSpec(
     "logs rotate, are truncated or deleted, or the folder is recreated.",
 )
 
-_INVISIBLE = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
 _WINDOWS_ABSOLUTE = re.compile(r"^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
 
 
@@ -120,7 +121,7 @@ class ImLogFolderSettings(CollectorSettings):
 class ImLogFolderState:
     ledger: WrittenBytesLedger = field(default_factory=WrittenBytesLedger)  # remote mode
     install_path: str | None = None  # Exchange's, read once per job (remote mode)
-    watch: FolderWatch | None = None  # local mode: started by the first run, stopped by close()
+    watch: LocalFolder | None = None  # local mode: started by the first run, stopped by close()
 
 
 Context = CollectContext[ImLogFolderSettings, ImLogFolderState]
@@ -182,7 +183,7 @@ class ImLogFolderCollector(Collector[ImLogFolderSettings, ImLogFolderState]):
             raise CollectError(ErrorKind.COMMAND, where,
                               "the Exchange setup key is missing (Exchange 2013 or later not installed?); "
                               "set `path` in the im_log_folder settings")
-        install_path = _INVISIBLE.sub("", str(answer.objects[0].get("MsiInstallPath") or "")).strip().strip('"')
+        install_path = clean_text(answer.objects[0].get("MsiInstallPath")).strip('"')
         if not _WINDOWS_ABSOLUTE.match(install_path):
             raise CollectError(ErrorKind.SHAPE, where, "MsiInstallPath is missing or not an absolute Windows path")
         ctx.state.install_path = install_path
@@ -194,7 +195,7 @@ class ImLogFolderCollector(Collector[ImLogFolderSettings, ImLogFolderState]):
         try:
             watch = ctx.state.watch
             if watch is None:
-                watch = FolderWatch(path, settings.observer, settings.poll_interval)
+                watch = LocalFolder(path, settings.observer, settings.poll_interval)
                 ctx.state.watch = watch  # before start(): close() must stop it whatever happens
                 return watch.start()
             return watch.refresh()
@@ -221,7 +222,7 @@ def listing_of(objects: list[dict[str, Any]], where: str = "Get-ChildItem") -> d
     """Get-ChildItem objects -> name (lower case: NTFS names ignore case) -> FileState."""
     listing: dict[str, FileState] = {}
     for obj in objects:
-        name = _INVISIBLE.sub("", obj["Name"]).strip().lower()
+        name = clean_text(obj["Name"]).lower()
         size = obj["Length"]
         if not name or size < 0:
             raise CollectError(ErrorKind.SHAPE, where, "a file with an empty Name or a negative Length")
@@ -237,4 +238,4 @@ def listing_of(objects: list[dict[str, Any]], where: str = "Get-ChildItem") -> d
 def _same_windows_path(a: Any, b: str) -> bool:
     if not isinstance(a, str):
         return False
-    return ntpath.normcase(ntpath.normpath(a.strip())) == ntpath.normcase(ntpath.normpath(b.strip()))
+    return ntpath.normcase(ntpath.normpath(clean_text(a))) == ntpath.normcase(ntpath.normpath(b.strip()))

@@ -28,7 +28,8 @@ from collectors.contract import (
     Shape,
 )
 from collectors.helpers.cmdlet_policy import OneOf
-from collectors.helpers.paths import resolve_path
+from collectors.helpers.paths import check_ca_file
+from collectors.helpers.text import clean_text
 from collectors.owa_app_pool.iis_workers import pool_workers
 from collectors.sources.http_probe import probe
 
@@ -38,7 +39,6 @@ DEFAULT_POOL = "MSExchangeOWAAppPool"
 # Get-WebAppPoolState's values, in IIS's order; anything else is reported as Unknown.
 POOL_STATES = ("Starting", "Started", "Stopping", "Stopped", "Unknown")
 _STATE_BY_KEY = {state.lower(): state for state in POOL_STATES}
-_INVISIBLE = re.compile(r"[\s\u200b-\u200f\u2028-\u202e\u2060\ufeff]+")
 # A constant filter: nothing from configuration or from a server ever becomes part of a query.
 _W3WP_FILTER = "Name='w3wp.exe'"
 HOST_PLACEHOLDER = "{host}"
@@ -117,19 +117,14 @@ class OwaAppPoolSettings(CollectorSettings):
     @field_validator("healthcheck_ca_file")
     @classmethod
     def _ca_file_readable(cls, ca_file: str | None, info: ValidationInfo) -> str | None:
-        if ca_file is None:
-            return None
-        path = resolve_path(ca_file, info)
-        if not path.is_file():
-            raise ValueError(f"CA file {str(path)!r} does not exist or is not a file")
-        return str(path)
+        return None if ca_file is None else check_ca_file(ca_file, info, require_certificate=False)
 
 
 def pool_state_of(value: Any) -> str | None:
     """Get-WebAppPoolState's Value as one of POOL_STATES, or None when it is none of them."""
     if value is None:
         return None
-    return _STATE_BY_KEY.get(_INVISIBLE.sub("", str(value)).lower())
+    return _STATE_BY_KEY.get(clean_text(value).lower())
 
 
 @dataclass

@@ -107,7 +107,7 @@ class OwaEventsCollector(Collector[OwaEventsSettings, OwaEventsState]):
         if settings.path is None:  # source: remote (the settings model requires a path for files)
             owa_events_remote.read(ctx, state.remote, state.tally, settings.lookback, settings.max_events)
         else:
-            reader = FolderReader(settings.path, settings.observer == "polling", settings.lookback, ctx.log,
+            reader = FolderReader(settings.path, settings.observer, settings.lookback, ctx.log,
                                   ComputerFilter(settings.computer or ctx.target.host))
             budget = max(ctx.deadline.remaining() - SAFETY_SECONDS, 0.5)
             # Kept in the state before reading, so close() stops it even when this run fails.

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from collectors.contract import CollectError, ErrorKind
+from collectors.helpers.names import fqdn
 from collectors.owa_events.tally import PROVIDER, Tally, meaning_of
 from collectors.sources.evtx import (
     TIME_BUDGET_ERROR,
@@ -35,10 +36,11 @@ from collectors.sources.evtx import (
 from collectors.sources.folder_watch import FolderWatch
 
 FULL_PASS_SECONDS = 600.0
+EVTX_SUFFIX = ".evtx"
 REMEMBERED_EVENTS = 20_000  # events kept to recognise a repeat; older ones are forgotten
 SAFETY_SECONDS = 1.0  # left of the run's deadline after scanning, to build the samples
 
-EventKey = tuple[str, int, int]  # computer (case-folded), EventRecordID, TimeCreated in microseconds
+EventKey = tuple[str, int, int]  # computer (as fqdn() compares it), EventRecordID, TimeCreated in microseconds
 
 
 @dataclass
@@ -91,22 +93,22 @@ class ComputerFilter:
     wanted: str
 
     def accepts(self, computer: str) -> bool:
-        wanted = self.wanted.strip().casefold()
-        name = computer.strip().casefold()
+        wanted = fqdn(self.wanted)
+        name = fqdn(computer)
         return wanted == "*" or name == wanted or name.split(".", 1)[0] == wanted.split(".", 1)[0]
 
 
 def event_key(event: ProviderEvent) -> EventKey:
-    return (event.computer.strip().casefold(), event.record_id, round(event.time.timestamp() * 1_000_000))
+    return (fqdn(event.computer), event.record_id, round(event.time.timestamp() * 1_000_000))
 
 
 class FolderReader:
     """One job's reading of one folder."""
 
-    def __init__(self, folder: str, polling: bool, lookback: float, log: logging.Logger | logging.LoggerAdapter,
+    def __init__(self, folder: str, observer: str, lookback: float, log: logging.Logger | logging.LoggerAdapter,
                  computers: ComputerFilter = ComputerFilter("*")):
         self.folder = os.path.abspath(folder)
-        self.polling = polling
+        self.observer = observer  # native or polling
         self.lookback = lookback
         self.log = log
         self.computers = computers
@@ -147,12 +149,16 @@ class FolderReader:
             self.log.warning("folder watcher for %s stopped (%s); rescanning every file and restarting it",
                              self.folder, watch.problem())
             watch.stop()
-        fresh = FolderWatch(self.folder, polling=self.polling)
+        fresh = FolderWatch(self.folder, self.observer, suffix=EVTX_SUFFIX)
         try:
             fresh.start()
         except OSError as exc:
+            fresh.stop()
             self.log.warning("%s; rescanning every file at each run instead", exc)
             return None
+        problem = fresh.problem()
+        if problem is not None:
+            self.log.warning("%s; rescanning every file at each run until it can", problem)
         return fresh
 
     # --- scanning ---------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
+from collectors.helpers.text import clean_words
+
 EVENT_ID_IM_INITIALISED = 112  # MSExchange OWA: "the IM endpoint manager was initialised successfully"
 
 IM_FAILURE_REASONS = (
@@ -35,12 +37,11 @@ _RULES = (
     ("certificate_not_found", r"certificate with thumbprint .*could not be found"),
 )
 _COMPILED = tuple((reason, re.compile(pattern)) for reason, pattern in _RULES)
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\ufeff]")  # e.g. the U+200E an MMC copy adds
-_SPACES = re.compile(r"\s+")
 
 
 def _normalise(text: str) -> str:
-    return _SPACES.sub(" ", _INVISIBLE.sub("", text)).strip().casefold()
+    # Without invisible marks (the U+200E an MMC copy adds); line breaks and runs of spaces as one space.
+    return clean_words(text).casefold()
 
 
 def classify_im_failure(text: str) -> str:

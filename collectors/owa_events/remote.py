@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.contract import CollectContext, Field, Shape
+from collectors.helpers.text import clean_text
 from collectors.owa_events.tally import PROVIDER, Meaning, Tally, meaning_of
 
 CMDLET = "Get-WinEvent"
@@ -100,7 +101,7 @@ def new_records_filter(cursor: RemoteCursor, since: float, refresh: bool = True)
 def _text(obj: dict[str, Any]) -> str:
     """The rendered message; without one (provider metadata missing), the insertion strings."""
     message = obj.get("Message")
-    if isinstance(message, str) and message.strip():
+    if isinstance(message, str) and clean_text(message):
         return message
     properties = obj.get("Properties")
     values = []
@@ -114,7 +115,7 @@ def _text(obj: dict[str, Any]) -> str:
 def to_record(obj: dict[str, Any]) -> Record | None:
     """None for a record of another provider (the server's filter should never let one through)."""
     provider = obj.get("ProviderName")
-    if isinstance(provider, str) and provider.strip().casefold() != PROVIDER.casefold():
+    if isinstance(provider, str) and clean_text(provider).casefold() != PROVIDER.casefold():
         return None
     when = obj["TimeCreated"].timestamp()
     return Record(obj["RecordId"], obj["Id"], when, meaning_of(obj["Id"], obj.get("Level"), _text(obj)))

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import requests
 
-from exporter import __version__
+from collectors.helpers.version import VERSION
 
-USER_AGENT = f"lync-owa-exporter/{__version__}"
+USER_AGENT = f"lync-owa-exporter/{VERSION}"
 # Why a probe got no HTTP answer; a closed set, so it may be logged and compared across runs.
 FAILURES = ("timeout", "tls", "connect", "http")
 

@@ -32,10 +32,10 @@ from collectors.contract import (
     Sample,
     Shape,
 )
-from collectors.lync_certificates import clean_text
+from collectors.helpers.names import fqdn
+from collectors.helpers.text import clean_text
 from collectors.topology.shared import (
     SIPNAME_UM_SERVERS,
-    fqdn,
     is_http_url,
     known_um_servers,
 )

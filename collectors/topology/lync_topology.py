@@ -24,7 +24,6 @@ Every front end reads the same Central Management Store, so every front end repo
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import threading
 from dataclasses import dataclass
@@ -45,8 +44,9 @@ from collectors.contract import (
     Sample,
     Shape,
 )
-from collectors.lync_certificates import DNS_NAME, clean_text
-from collectors.topology.shared import SIPNAME_UM_SERVERS, fqdn, is_http_url, split_url
+from collectors.helpers.names import fqdn, ip_address, is_host_name
+from collectors.helpers.text import clean_text
+from collectors.topology.shared import SIPNAME_UM_SERVERS, is_http_url, split_url
 
 POOL_CMDLET = "Get-CsTrustedApplicationPool"
 APPLICATION_CMDLET = "Get-CsTrustedApplication"
@@ -103,7 +103,7 @@ class LyncTopologySettings(CollectorSettings):
         if servers is None:
             return None
         names = tuple(fqdn(server) for server in servers)
-        bad = [server for server, name in zip(servers, names) if not DNS_NAME.fullmatch(name)]
+        bad = [server for server, name in zip(servers, names) if not is_host_name(name)]
         if bad:
             raise ValueError(f"not host names: {bad}")
         return names
@@ -185,23 +185,15 @@ def url_host(url: Any) -> str:
     return (parts.hostname or "").rstrip(".") if parts is not None else ""
 
 
-def is_ip_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def resolve(host: str, timeout: float) -> bool | None:
     """getaddrinfo in a daemon thread, waited for at most ``timeout`` seconds.
 
     getaddrinfo cannot be interrupted: a lookup still running at the timeout is left to finish on
     its own (the resolver's own timeouts end it) and its answer is ignored.
     """
-    if is_ip_address(host):
+    if ip_address(host) is not None:
         return True
-    if not DNS_NAME.fullmatch(host.casefold()):
+    if not is_host_name(host.casefold()):
         return False
     answer: dict[str, bool] = {}
 
@@ -272,7 +264,7 @@ class LyncTopologyCollector(Collector[LyncTopologySettings, LyncTopologyState]):
             return None
         if mode == "auto":
             own = ctx.target.host.rstrip(".")
-            if is_ip_address(own) or not self._lookup(ctx, settings, own):
+            if ip_address(own) is not None or not self._lookup(ctx, settings, own):
                 if not ctx.state.dns_skip_logged:
                     ctx.state.dns_skip_logged = True
                     ctx.log.info("the exporter does not resolve %s: not judging whether the autodiscover host "

@@ -1,26 +1,18 @@
-"""What both sides of the topology checks share: host names as Lync writes them, URLs, and the fact
-an Exchange job hands to the front-end jobs (the SipName UM servers)."""
+"""What both sides of the topology checks share: URLs, and the fact an Exchange job hands to the
+front-end jobs (the SipName UM servers)."""
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from typing import Any, Iterable
 
 from collectors.contract import Fact
-from collectors.lync_certificates import clean_text
+from collectors.helpers.names import fqdn
+from collectors.helpers.text import clean_text
 
 # The UM servers of the organisation's SipName dial plans (may be empty: none), as an exchange_topology
 # job last read them from Get-UMDialPlan, for the lync_topology jobs of the same exporter.
 SIPNAME_UM_SERVERS: Fact[tuple[str, ...]] = Fact("sipname_um_servers")
-
-# Lync identities carry a kind prefix: "TrustedApplicationPool:owa.contoso.com", "Registrar:pool01...".
-_KIND_PREFIX = re.compile(r"^[A-Za-z]+:(?!//)")
-
-
-def fqdn(value: Any) -> str:
-    """A host name as Lync or a user writes it, compared case-insensitively, without a kind prefix."""
-    return _KIND_PREFIX.sub("", clean_text(value)).rstrip(".").casefold()
 
 
 def known_um_servers(servers: Iterable[str]) -> tuple[str, ...]:

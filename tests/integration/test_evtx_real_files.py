@@ -1,4 +1,4 @@
-"""collectors.evtx_scan on real Windows .evtx files (../shared/evtx/, described in its README.md).
+"""collectors.sources.evtx on real Windows .evtx files (../shared/evtx/, described in its README.md).
 
 The files are referenced where they lie, never copied into the repository. Where the folder is
 absent (a user's clone) these tests skip and say why; under CI (the CI environment variable set)

@@ -17,7 +17,7 @@ import pytest
 
 from collectors.im_log_folder.accounting import FolderView
 from collectors.im_log_folder.collector import ImLogFolderCollector
-from collectors.im_log_folder.watch import FolderWatch
+from collectors.im_log_folder.local_folder import LocalFolder
 from simulator.scenario import scenario_names
 from tests.integration.collector_harness import Job
 
@@ -183,7 +183,7 @@ def test_watcher_follows_create_append_rotate_delete_and_recreate(tmp_path, obse
     parent = tmp_path / "OWA"
     parent.mkdir()
     folder = parent / "InstantMessaging"
-    watch = FolderWatch(str(folder), observer, poll_interval=0.2)
+    watch = LocalFolder(str(folder), observer, poll_interval=0.2)
     seen: list[FolderView] = []
 
     def expect(present: bool, files: int, size: int, written: int, what: str) -> None:

@@ -19,12 +19,8 @@ import pytest
 from collectors import registry
 from collectors.cms_replication import CmsReplicationCollector
 from collectors.contract import CollectError, Deadline, ErrorKind, Shape
-from collectors.sources.remoting import (
-    MAX_RESPONSE_BYTES,
-    EndpointSpec,
-    RemoteSession,
-    SessionPool,
-)
+from collectors.sources.remoting import EndpointSpec, RemoteSession, SessionPool
+from collectors.sources.response_cap import MAX_RESPONSE_BYTES
 from exporter.config import load_config
 from exporter.scheduler import JobRunner
 from exporter.state import SnapshotStore

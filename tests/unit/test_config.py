@@ -7,8 +7,8 @@ import logging
 import os
 import re
 import textwrap
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml

@@ -1,4 +1,4 @@
-"""collectors.evtx_scan on damaged copies of the real .evtx files in ../shared/evtx/ (see its README.md).
+"""collectors.sources.evtx on damaged copies of the real .evtx files in ../shared/evtx/ (see its README.md).
 
 Each real file is mutated a few ways, seeded by its name so every run sees the same bytes: bytes
 flipped at random offsets (anywhere, in chunk headers, in record headers), truncation at several

@@ -1,4 +1,4 @@
-"""collectors.evtx_scan on generated .evtx files (tests/evtx_writer.py writes them as Windows does)."""
+"""collectors.sources.evtx on generated .evtx files (tests/evtx_writer.py writes them as Windows does)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from collectors.im_certificate.im_settings import (
     evaluate,
     im_settings_from_overrides,
     server_name_matches_pool,
-    subject_cn,
     thumbprint_well_formed,
 )
 
@@ -45,15 +44,6 @@ POOL = "pool01.contoso.com"
 )
 def test_thumbprint_well_formed(value, ok):
     assert thumbprint_well_formed(value) is ok
-
-
-def test_subject_cn():
-    assert subject_cn("CN=mail.contoso.com, OU=IT, O=Contoso, C=US") == "mail.contoso.com"
-    assert subject_cn("OU=IT, cn = EX01") == "EX01"
-    assert subject_cn('CN="Contoso\\, Inc", O=Contoso') == "Contoso, Inc"
-    assert subject_cn("CN=Microsoft Exchange Server Auth Certificate") == "Microsoft Exchange Server Auth Certificate"
-    assert subject_cn("O=No Common Name") == ""
-    assert subject_cn(None) == ""
 
 
 def test_certificate_status_is_bounded():

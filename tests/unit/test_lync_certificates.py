@@ -19,28 +19,11 @@ from collectors.lync_certificates import (
     key_size_of,
     parse_certificate,
     sip_domain_from_pool,
-    subject_cn,
     thumbprint_label,
     use_label,
 )
 
 NOW = dt.datetime(2024, 6, 1, tzinfo=dt.timezone.utc)
-
-
-@pytest.mark.parametrize("subject, cn", [
-    ("CN=pool01.contoso.com, OU=IT, O=Contoso, L=Redmond, S=WA, C=US", "pool01.contoso.com"),
-    ("C=US, O=Contoso, CN=contoso.com", "contoso.com"),
-    ('CN="Contoso, Inc. OAuth", O=Contoso', "Contoso, Inc. OAuth"),
-    (r"CN=Contoso\, Inc, O=Contoso", "Contoso, Inc"),
-    ("cn = sip.contoso.com ; o=x", "sip.contoso.com"),
-    ("CN=a.contoso.com+OU=x", "a.contoso.com"),
-    ("\u200eCN=contoso.com\u200f", "contoso.com"),
-    ("O=Contoso, C=US", ""),
-    ("", ""),
-    (None, ""),
-])
-def test_subject_cn(subject, cn):
-    assert subject_cn(subject) == cn
 
 
 @pytest.mark.parametrize("value, label", [

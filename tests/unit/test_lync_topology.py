@@ -20,22 +20,12 @@ from collectors.topology.lync_topology import (
     resolve,
     url_host,
 )
-from collectors.topology.shared import fqdn, is_http_url, known_um_servers
+from collectors.topology.shared import is_http_url, known_um_servers
 
 OWA_POOL = {"Identity": "TrustedApplicationPool:owa.contoso.com", "PoolFqdn": "owa.contoso.com",
             "Computers": ["ex01.contoso.com", "ex02.contoso.com"]}
 OWA_APP = {"Identity": "owa.contoso.com/urn:application:outlookwebapp",
            "ApplicationId": "urn:application:outlookwebapp", "TrustedApplicationPoolFqdn": "owa.contoso.com"}
-
-
-@pytest.mark.parametrize("value, name", [
-    ("TrustedApplicationPool:OWA.Contoso.com", "owa.contoso.com"),
-    ("TrustedApplicationComputer:ex01.contoso.com.", "ex01.contoso.com"),
-    ("\u200eex01.contoso.com ", "ex01.contoso.com"),
-    (None, ""),
-])
-def test_fqdn(value, name):
-    assert fqdn(value) == name
 
 
 @pytest.mark.parametrize("um_servers, duplicates", [

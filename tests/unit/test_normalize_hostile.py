@@ -1,4 +1,4 @@
-"""Hostile and broken remote answers through exporter.normalize: a clean value or ShapeError, nothing else.
+"""Hostile and broken remote answers through collectors.sources.normalize: a clean value or ShapeError, nothing else.
 
 Servers are untrusted: an answer may hold any shape and type, nested, shared by reference (CLIXML
 ``<Ref>``: pypsrp hands the same object over at every place), with huge numbers, odd floats,

@@ -13,19 +13,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from collectors.tls_probe.collector import (
+from collectors.sources.tls import (
     FAILURE_KINDS,
-    HostPort,
+    certificate_cn,
+    hostname_matches,
+    thumbprint,
+)
+from collectors.tls_probe.collector import (
     TlsProbeCollector,
     TlsProbeSettings,
     certificate_samples,
-    default_endpoints,
-    hostname_matches,
-    parse_host_port,
     probe_targets,
-    subject_cn,
-    thumbprint,
 )
+from collectors.tls_probe.targets import HostPort, default_endpoints, parse_host_port
 from simulator.tls import parse_distinguished_name
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -148,9 +148,9 @@ def test_thumbprint_is_upper_case_sha1_of_der():
     assert thumbprint(cert) == expected and len(expected) == 40
 
 
-def test_subject_cn():
-    assert subject_cn(make_cert("mail.contoso.com")) == "mail.contoso.com"
-    assert subject_cn(make_cert(None, san=[x509.DNSName("x.contoso.com")])) == ""
+def test_certificate_cn():
+    assert certificate_cn(make_cert("mail.contoso.com")) == "mail.contoso.com"
+    assert certificate_cn(make_cert(None, san=[x509.DNSName("x.contoso.com")])) == ""
 
 
 @pytest.mark.parametrize("san, name, matches", [

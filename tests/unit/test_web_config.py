@@ -9,7 +9,7 @@ import bcrypt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from exporter import web_config as wc
+from exporter import basic_auth
 from exporter.web_config import (
     BasicAuth,
     WebConfigError,
@@ -216,7 +216,7 @@ def counted_bcrypt(monkeypatch):
         calls.append(password)
         return real(password, hashed)
 
-    monkeypatch.setattr(wc.bcrypt, "checkpw", checkpw)
+    monkeypatch.setattr(basic_auth.bcrypt, "checkpw", checkpw)
     return calls
 
 

@@ -1,0 +1,113 @@
+"""A cap on what one WSMan response body may make the exporter read.
+
+pypsrp reads every HTTP body whole into memory, so a lying server could otherwise make the exporter
+allocate gigabytes. The cap wraps the transport adapters of pypsrp's requests session; nothing of
+pypsrp is replaced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from pypsrp.wsman import WSMan
+
+# The most one WSMan response body may hold. WinRM packs output to the client's MaxEnvelopeSize
+# (pypsrp asks for 150 KiB), so a real answer stays far below; past this the connection is dropped
+# unread and the run fails with kind ``shape``. Counted after any content decoding (no gzip bomb).
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+class ResponseTooLarge(Exception):
+    """A server sent (or announced) a response body over the cap; its connection was dropped."""
+
+    def __init__(self, host: str, limit: int) -> None:
+        super().__init__(f"{host} sent an answer over the {limit // (1024 * 1024)} MiB cap on one WSMan response "
+                         f"({limit} bytes); connection dropped unread")
+        self.host = host
+        self.limit = limit
+
+
+class _CappedBody:
+    """A urllib3 response whose body, as requests reads it (``stream``/``read``), stops at ``limit`` bytes.
+
+    Everything else (status, headers, ``release_conn``, what cookie handling reads) is the wrapped one's.
+    """
+
+    def __init__(self, raw: Any, limit: int, host: str) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._host = host
+        self._seen = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def _count(self, data: bytes) -> bytes:
+        self._seen += len(data)
+        if self._seen > self._limit:
+            self._raw.close()  # closes the socket: the rest of the body is never read
+            raise ResponseTooLarge(self._host, self._limit)
+        return data
+
+    def stream(self, amt: int | None = 2**16, decode_content: bool | None = None):
+        for chunk in self._raw.stream(amt, decode_content=decode_content):
+            yield self._count(chunk)
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        room = self._limit - self._seen + 1
+        return self._count(self._raw.read(room if amt is None else min(amt, room), *args, **kwargs))
+
+
+class _CappedAdapter(requests.adapters.BaseAdapter):
+    """Wraps one of a session's transport adapters: no response body it delivers can pass the cap.
+
+    A declared Content-Length over the cap fails at once; a chunked or lying body fails when the
+    cap is reached. Responses name this adapter as their ``connection``, so the requests an auth
+    handshake (Negotiate, CredSSP) re-sends through it are capped too.
+    """
+
+    def __init__(self, inner: requests.adapters.BaseAdapter, limit: int, host: str) -> None:
+        super().__init__()
+        self.inner = inner
+        self.limit = limit
+        self.host = host
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = self.inner.send(request, **kwargs)
+        response.connection = self
+        declared = (response.headers.get("Content-Length") or "").strip()
+        if declared.isdigit() and int(declared) > self.limit:
+            response.raw.close()
+            raise ResponseTooLarge(self.host, self.limit)
+        response.raw = _CappedBody(response.raw, self.limit, self.host)
+        return response
+
+    def close(self) -> None:
+        # urllib3 2's PoolManager.clear() only forgets its pools: their sockets close when a pool is
+        # garbage-collected, and a failed run's traceback (a reference cycle) keeps the pool alive
+        # until the cyclic collector runs. Close them now, so a dropped session holds no connection.
+        managers = [getattr(self.inner, "poolmanager", None), *getattr(self.inner, "proxy_manager", {}).values()]
+        for manager in managers:
+            pools = getattr(manager, "pools", None)
+            for key in pools.keys() if pools is not None else ():
+                pool = pools.get(key)
+                if pool is not None:
+                    pool.close()
+        self.inner.close()
+
+
+def cap_response_bodies(wsman: WSMan, host: str, limit: int | None = None) -> None:
+    """Cap every response body the transport of ``wsman`` will read at ``limit`` (MAX_RESPONSE_BYTES).
+
+    pypsrp offers no hook into its requests session: it builds it inside its first ``send()``.
+    So the session is built here, with the builder pypsrp would call (``_build_session``, the one
+    private name used), and its adapters are wrapped; nothing of pypsrp is replaced.
+    """
+    transport = wsman.transport
+    if transport.session is None:
+        transport.session = transport._build_session()
+    session = transport.session
+    for prefix, adapter in list(session.adapters.items()):
+        if not isinstance(adapter, _CappedAdapter):
+            session.mount(prefix, _CappedAdapter(adapter, limit or MAX_RESPONSE_BYTES, host))

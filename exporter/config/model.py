@@ -1,0 +1,317 @@
+"""The shape of a configuration: the models each section of the file is validated with, and the
+loaded configuration the runtime works from.
+
+The file's sections are pydantic models (extra keys forbidden, strict types: YAML already yields
+typed scalars, so "yes" for an int is a mistake). What they cannot check on their own (references
+between sections, roles, secrets, collector settings) is the loader's job; what comes out is a set
+of frozen dataclasses with every default filled in. Secrets are only ever held in SecretStr.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from collectors.contract import CollectorSettings
+from collectors.helpers.names import is_host
+from collectors.helpers.paths import check_ca_file
+
+__all__ = [
+    "ROLES",
+    "ENDPOINT_KINDS",
+    "CollectorSchema",
+    "GlobalSettings",
+    "Credential",
+    "Endpoint",
+    "Target",
+    "JobSpec",
+    "Config",
+]
+
+ROLES: tuple[str, ...] = ("exchange_mailbox", "exchange_client_access", "lync_frontend", "lync_edge")
+EndpointKind = Literal["windows", "exchange"]
+ENDPOINT_KINDS: tuple[EndpointKind, ...] = ("windows", "exchange")
+AuthMethod = Literal["basic", "ntlm", "negotiate", "kerberos", "credssp"]
+Encryption = Literal["auto", "always", "never"]
+
+TOP_LEVEL_KEYS = ("global", "credentials", "collectors", "targets")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TARGET_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+# --------------------------------------------------------------------------------------------------
+# What the loader knows of each collector
+# --------------------------------------------------------------------------------------------------
+
+
+class CollectorSchema(Protocol):
+    """What the configuration needs to know about a collector (its class, from the registry): its
+    settings model and its roles."""
+
+    @property
+    def settings_model(self) -> type[CollectorSettings]: ...
+
+    @property
+    def roles(self) -> frozenset[str]: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Models for the file's sections (validated from YAML values)
+# --------------------------------------------------------------------------------------------------
+
+
+def none_as_empty_mapping(value: Any) -> Any:
+    # "section:" with everything below it commented out is null in YAML; treat it as empty.
+    return {} if value is None else value
+
+
+class _FileModel(BaseModel):
+    # strict: YAML already yields typed scalars, so "yes" for an int or 3 for a string is a mistake.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _check_hostname(value: str) -> str:
+    if not is_host(value, trailing_dot=True):
+        raise ValueError("must be a DNS name or an IP address (no scheme, port or path)")
+    return value
+
+
+class GlobalSettings(_FileModel):
+    staleness_intervals: int = Field(default=3, ge=1)
+    max_concurrent_jobs: int = Field(default=16, ge=1, le=256)
+    lync_pool_fqdn: str | None = None
+
+    @field_validator("lync_pool_fqdn")
+    @classmethod
+    def _pool_is_hostname(cls, fqdn: str | None) -> str | None:
+        return fqdn if fqdn is None else _check_hostname(fqdn)
+
+
+class RawCredential(_FileModel):
+    username: str = Field(min_length=1)
+    password_env: str | None = Field(default=None, min_length=1)
+    password_file: str | None = Field(default=None, min_length=1)
+    auth: AuthMethod = "negotiate"
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name_shape(cls, variable: str | None) -> str | None:
+        # Not echoed: a password pasted here by mistake must not end up in the error.
+        if variable is not None and not ENV_NAME_RE.fullmatch(variable):
+            raise ValueError("must be the name of an environment variable (letters, digits, '_'), not a password")
+        return variable
+
+    @model_validator(mode="after")
+    def _exactly_one_password_source(self) -> RawCredential:
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("set only one of password_env or password_file, not both")
+        if self.password_env is None and self.password_file is None:
+            raise ValueError("set one of password_env or password_file (inline passwords are not allowed)")
+        return self
+
+
+class RawEndpoint(_FileModel):
+    url: str | None = None
+    configuration: str | None = Field(default=None, min_length=1)
+    tls_verify: bool = True
+    ca_file: str | None = Field(default=None, min_length=1)
+    encryption: Encryption = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, url: str | None) -> str | None:
+        if url is not None:
+            _check_url(url)
+        return url
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file_readable(cls, ca_file: str | None, info: ValidationInfo) -> str | None:
+        return None if ca_file is None else check_ca_file(ca_file, info, require_certificate=False)
+
+
+_EndpointSection = Annotated[RawEndpoint | None, BeforeValidator(none_as_empty_mapping)]
+
+
+class _RawEndpoints(_FileModel):
+    windows: _EndpointSection = None
+    exchange: _EndpointSection = None
+
+
+class RawTarget(_FileModel):
+    # roles, credential and collectors are only type-checked here; the loader checks their meaning
+    # so that each problem gets its own precise location.
+    name: str
+    host: str
+    roles: list[str]
+    credential: str
+    endpoints: Annotated[_RawEndpoints, BeforeValidator(none_as_empty_mapping)] = _RawEndpoints()
+    collectors: Annotated[dict[str, Any], BeforeValidator(none_as_empty_mapping)] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name_charset(cls, name: str) -> str:
+        if not _TARGET_NAME_RE.fullmatch(name):
+            raise ValueError("target names may contain only letters, digits, '_', '.' and '-'")
+        return name
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_hostname(cls, host: str) -> str:
+        return _check_hostname(host)
+
+
+# --------------------------------------------------------------------------------------------------
+# The loaded configuration
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    username: str
+    password: SecretStr  # SecretStr keeps the value out of repr, str and pydantic errors
+    auth: AuthMethod = "negotiate"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    kind: EndpointKind
+    url: str
+    configuration: str
+    tls_verify: bool = True
+    ca_file: str | None = None
+    encryption: Encryption = "auto"
+
+    @classmethod
+    def of(cls, kind: EndpointKind, host: str, raw: RawEndpoint | None) -> Endpoint:
+        """The endpoint as configured for ``host``, its defaults filled in."""
+        raw = raw or RawEndpoint()
+        url_host = f"[{host}]" if ":" in host else host  # IPv6 literals need brackets in URLs
+        if kind == "windows":
+            default_url, default_configuration = f"https://{url_host}:5986/wsman", "Microsoft.PowerShell"
+        else:  # Exchange's own remote PowerShell endpoint: http with Kerberos message encryption
+            default_url, default_configuration = f"http://{url_host}/PowerShell", "Microsoft.Exchange"
+        return cls(
+            kind=kind,
+            url=raw.url or default_url,
+            configuration=raw.configuration or default_configuration,
+            tls_verify=raw.tls_verify,
+            ca_file=raw.ca_file,
+            encryption=raw.encryption,
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    host: str
+    roles: frozenset[str]
+    credential: Credential
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
+    settings: Mapping[str, CollectorSettings] = field(default_factory=dict, repr=False)
+
+    def __hash__(self) -> int:  # names are unique within a Config; the mappings are not hashable
+        return hash(("Target", self.name))
+
+    def endpoint(self, kind: str) -> Endpoint:
+        """The Windows or Exchange remoting endpoint for this target (defaults filled in)."""
+        if kind not in self.endpoints:
+            raise ValueError(f"unknown endpoint kind {kind!r}; expected one of {', '.join(ENDPOINT_KINDS)}")
+        return self.endpoints[kind]
+
+    def collector_settings(self, collector_name: str) -> CollectorSettings:
+        """Settings for one collector on this target: model defaults <- `collectors.<name>` <- the
+        target's own `collectors.<name>`."""
+        try:
+            return self.settings[collector_name]
+        except KeyError:
+            raise KeyError(f"no settings for collector {collector_name!r} on target {self.name!r}") from None
+
+    def runs(self, schema: CollectorSchema) -> bool:
+        return bool(self.roles & schema.roles)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One scheduled job: a collector polling a target."""
+
+    collector: str
+    target: Target
+    settings: CollectorSettings
+
+    @property
+    def id(self) -> str:
+        return f"{self.collector}/{self.target.name}"
+
+    def __hash__(self) -> int:
+        return hash(("JobSpec", self.collector, self.target.name))
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    global_: GlobalSettings
+    credentials: Mapping[str, Credential]
+    targets: list[Target]
+    collectors: Mapping[str, CollectorSchema] = field(default_factory=dict, repr=False)
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(f"no target named {name!r}")
+
+    def jobs(self, collectors: Mapping[str, CollectorSchema] | None = None) -> list[JobSpec]:
+        """One job per enabled collector x target whose roles intersect the collector's, ordered by
+        collector name, then by target in file order. ``collectors`` defaults to the registry the
+        configuration was loaded with (settings only exist for collectors known at load time)."""
+        registry = self.collectors if collectors is None else collectors
+        jobs = []
+        for name in sorted(registry):
+            for target in self.targets:
+                if not target.runs(registry[name]):
+                    continue
+                settings = target.collector_settings(name)
+                if settings.enabled:
+                    jobs.append(JobSpec(collector=name, target=target, settings=settings))
+        return jobs
+
+
+# --------------------------------------------------------------------------------------------------
+# Value checks
+# --------------------------------------------------------------------------------------------------
+
+
+def _check_url(url: str) -> None:
+    # The URL is not echoed back: someone may have put "user:password@" in it.
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError on a bad port
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("URL must start with http:// or https://")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("URL must not contain credentials; use a credential entry")
+    if not parts.hostname:
+        raise ValueError("URL has no host")
+    if parts.path in ("", "/"):
+        raise ValueError("URL needs a path, e.g. /wsman or /PowerShell")
+
+
