@@ -336,7 +336,7 @@ class Scraper(threading.Thread):
 
 
 def parse_runs(body: str) -> dict[str, float]:
-    return {f"{collector}@{target}": float(value) for collector, target, value in RUNS_LINE.findall(body)}
+    return {f"{collector}/{target}": float(value) for collector, target, value in RUNS_LINE.findall(body)}
 
 
 def count_up(body: str) -> tuple[int, int]:
@@ -690,7 +690,7 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
             return done()
 
         def not_succeeded_since(moment: float) -> list[str]:
-            return sorted(f"{j.collector}@{j.target}" for j in exporter.store.jobs()
+            return sorted(f"{j.collector}/{j.target}" for j in exporter.store.jobs()
                           if (j.last_success_monotonic or 0) <= moment)
 
         exporter.start()
