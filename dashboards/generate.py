@@ -1,11 +1,14 @@
 """Generate the Grafana dashboards in this folder: `python -m dashboards.generate`.
 
 The committed JSON is what this code produces (tests/unit/test_dashboards.py fails otherwise), so
-change the code, run it, and commit both.
+change the code, run it, and commit both. The dashboards link to the runbooks; the committed ones use
+the path inside this repository, as the alert rules' `runbook_url` does. To point the link at your own
+copy, generate them with `python -m dashboards.generate --runbook-base https://wiki.example.com/runbooks/`.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -14,14 +17,18 @@ from typing import Any
 from dashboards.grafana import Panel, Query, Row, dashboard, link, sel, value_text
 
 HERE = Path(__file__).resolve().parent
-RUNBOOKS = "https://github.com/lync-owa-exporter/lync-owa-exporter/blob/main/docs/runbooks/"
-RUNBOOKS_LINK = link("Runbooks", RUNBOOKS, "One runbook per alert: what it means and how to fix it")
+# Where the runbooks are, as alerts/lync-owa.rules.yml names them (relative to the repository).
+DEFAULT_RUNBOOK_BASE = "docs/runbooks/"
+
+
+def runbooks_link(base: str) -> dict[str, Any]:
+    return link("Runbooks", base, "One runbook per alert: what it means and how to fix it")
 
 UP_MAPPING = value_text({"1": ("OK", "green"), "0": ("FAILING", "red")})
 YES_NO = value_text({"1": ("yes", "green"), "0": ("NO", "red")})
 
 
-def exporter_dashboard() -> dict[str, Any]:
+def exporter_dashboard(runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
     job = "collector, target"
     items: list[Panel | Row] = [
         Panel("Jobs failing", "Collector x target jobs whose last run failed. 0 when every check is being collected.",
@@ -80,7 +87,7 @@ def exporter_dashboard() -> dict[str, Any]:
     ]
     return dashboard("lync-owa-exporter", "Lync OWA exporter", "Is the exporter collecting every check? Job health, "
                      "durations, errors by kind and data age of lync-owa-exporter.", ["lync-owa", "exporter"], items,
-                     links=[RUNBOOKS_LINK])
+                     links=[runbooks_link(runbook_base)])
 
 
 REASON_TEXT = {
@@ -105,7 +112,7 @@ def _status(title: str, description: str, queries: list[Query], width: int = 12,
                  mappings=mapping, thresholds=[(None, "red"), (1, "green")], options=STATE_TIMELINE)
 
 
-def im_dashboard() -> dict[str, Any]:
+def im_dashboard(runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
     days_left = {"unit": "s", "thresholds": [(None, "red"), (7 * 86400, "orange"), (28 * 86400, "green")]}
     items: list[Panel | Row] = [
         _status("IM in OWA per mailbox server", "1 (OK) when no check finds IM in OWA broken on the mailbox server: "
@@ -194,19 +201,23 @@ def im_dashboard() -> dict[str, Any]:
     ]
     return dashboard("lync-owa-im", "IM in OWA", "Does instant messaging and presence in Outlook Web App work, per "
                      "mailbox server, and if not, why?", ["lync-owa", "exchange", "skype-for-business"], items,
-                     links=[RUNBOOKS_LINK])
+                     links=[runbooks_link(runbook_base)])
 
 
 DASHBOARDS = {"lync-owa-im.json": im_dashboard, "lync-owa-exporter.json": exporter_dashboard}
 
 
-def render(build: Any) -> str:
-    return json.dumps(build(), indent=2, sort_keys=False) + "\n"
+def render(build: Any, runbook_base: str = DEFAULT_RUNBOOK_BASE) -> str:
+    return json.dumps(build(runbook_base), indent=2, sort_keys=False) + "\n"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dashboards.generate", description=__doc__.split("\n")[0])
+    parser.add_argument("--runbook-base", default=DEFAULT_RUNBOOK_BASE,
+                        help="URL the dashboards' Runbooks link points at (default: %(default)s)")
+    args = parser.parse_args(argv)
     for name, build in DASHBOARDS.items():
-        (HERE / name).write_text(render(build))
+        (HERE / name).write_text(render(build, args.runbook_base))
         print(f"wrote dashboards/{name}")
     return 0
 

@@ -33,8 +33,10 @@ PROMETHEUS_EXAMPLE = ALERTS_DIR / "prometheus.example.yml"
 RUNBOOKS_DIR = PROJECT_ROOT / "docs" / "runbooks"
 METRICS_DOC = PROJECT_ROOT / "docs" / "metrics.md"
 
-# Where runbook_url points; alerts/README.md shows how to change it everywhere at once.
-RUNBOOK_BASE = "https://github.com/lync-owa-exporter/lync-owa-exporter/blob/main/docs/runbooks/"
+ALERTS_README = ALERTS_DIR / "README.md"
+# Where runbook_url points as shipped: the runbooks' path in this repository. alerts/README.md shows
+# the one command that rewrites it to an operator's own base; the checks below accept any one base.
+SHIPPED_RUNBOOK_BASE = "docs/runbooks/"
 
 SEVERITY_RECEIVER = {"critical": "lync-owa-pager", "warning": "lync-owa-ticket", "info": "blackhole"}
 RUNBOOK_SECTIONS = ("## What it means", "## Confirm", "## Fix", "## Verify")
@@ -129,11 +131,73 @@ def test_every_alert_follows_the_conventions():
             problems.append(f"{name}: description shows no failing value (no templating)")
         if "`" not in description:
             problems.append(f"{name}: description names no command (`...`) to run")
-        if annotations.get("runbook_url") != RUNBOOK_BASE + name + ".md":
-            problems.append(f"{name}: runbook_url {annotations.get('runbook_url')!r} != {RUNBOOK_BASE + name + '.md'}")
+        url = str(annotations.get("runbook_url", ""))
+        if not url.endswith("/" + name + ".md") and url != name + ".md":
+            problems.append(f"{name}: runbook_url {url!r} does not end in {name + '.md'!r}")
+        elif not _is_url(url) and not (PROJECT_ROOT / url).is_file():
+            problems.append(f"{name}: runbook_url {url!r} names no file in the repository")
         if not alert.get("for"):
             problems.append(f"{name}: no `for:`; one bad evaluation would notify")
+    bases = {str(a.get("annotations", {}).get("runbook_url", "")).removesuffix(a["alert"] + ".md") for a in alerts}
+    if len(bases) != 1:
+        problems.append(f"runbook_url: the alerts do not share one base: {sorted(bases)}")
     assert problems == [], "\n".join(problems)
+
+
+def _is_url(text: str) -> bool:
+    return re.match(r"[a-z][a-z0-9+.-]*://", text) is not None
+
+
+def _readme_sed_command() -> str:
+    """The one command alerts/README.md gives for rewriting runbook_url."""
+    blocks = re.findall(r"```sh\n(.*?)```", ALERTS_README.read_text(), re.S)
+    commands = [b.strip() for b in blocks if "runbook_url" in b and b.strip().startswith("sed ")]
+    assert len(commands) == 1, f"alerts/README.md: expected one sed command for runbook_url, found {commands}"
+    assert "\n" not in commands[0].replace("\\\n", " "), commands[0]
+    return commands[0]
+
+
+def test_shipped_runbook_urls_are_the_repository_paths():
+    for alert in _alerts():
+        assert alert["annotations"]["runbook_url"] == f"{SHIPPED_RUNBOOK_BASE}{alert['alert']}.md", alert["alert"]
+
+
+def test_readme_command_rewrites_every_runbook_url(tmp_path):
+    """The documented sed rewrites the rules and their tests together, and the tests still pass."""
+    command = _readme_sed_command()
+    match = re.search(r"s#runbook_url: (\S+?)#runbook_url: (\S+?)#", command)
+    assert match and match.group(1) == SHIPPED_RUNBOOK_BASE, command
+    new_base = match.group(2)
+    assert _is_url(new_base) and new_base.endswith("/"), new_base
+    shutil.copytree(ALERTS_DIR, tmp_path / "alerts")
+    result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    copied = tmp_path / "alerts"
+    urls = {}
+    for path in copied.glob("*.rules.yml"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    urls[rule["alert"]] = rule["annotations"]["runbook_url"]
+    assert urls == {name: f"{new_base}{name}.md" for name in _alert_names()}
+    texts = "".join(p.read_text() for p in copied.rglob("*.yml"))
+    assert f"runbook_url: {SHIPPED_RUNBOOK_BASE}" not in texts
+    promtool = binary("promtool")
+    tests = sorted(str(p) for p in (copied / "tests").glob("*.yml"))
+    checked = subprocess.run([promtool, "test", "rules", *tests], cwd=copied, capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_readme_lists_every_paging_alert():
+    """alerts/README.md names the alerts that page: exactly those with severity critical."""
+    text = ALERTS_README.read_text()
+    section = text.split("<!-- paging alerts:", 1)[1].split("\n\n", 1)[0]
+    listed = re.findall(r"^\s*\| `(LyncOwa\w+)` \|", section, re.M)
+    critical = sorted(a["alert"] for a in _alerts() if a["labels"]["severity"] == "critical")
+    assert sorted(listed) == critical
+    count = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine",
+             10: "ten"}.get(len(critical), str(len(critical)))
+    assert f"These {count} alerts page" in text
 
 
 def _metrics_used(expr: str, recorded: dict[str, str], seen: frozenset = frozenset()) -> set[str]:
