@@ -40,8 +40,8 @@ _CHECKS = (
     ConfigCheck(
         "ucma_dll_present",
         "E4",
-        "Microsoft.Rtc.Internal.Ucweb.dll exists in the folder ImplementationDLLPath names.",
-        "Reinstall the UCMA 4.0 runtime, or correct ImplementationDLLPath to the folder holding the DLL.",
+        "Microsoft.Rtc.Internal.Ucweb.dll exists where ImplementationDLLPath points (the DLL's full path by default, or a folder holding it).",
+        "Reinstall the UCMA 4.0 runtime, or set ImplementationDLLPath to the DLL's full path (default C:\\Program Files\\Microsoft UCMA 4.0\\Runtime\\SSP\\Microsoft.Rtc.Internal.Ucweb.dll), then recycle MSExchangeOWAAppPool.",
     ),
     # E6: OWA virtual directories and mailbox policies
     ConfigCheck(

@@ -93,7 +93,7 @@ class Field:
     """One property a collector reads, with the plain type it must have."""
 
     name: str
-    kind: str = "any"  # str | bool | int | float | datetime | list | any
+    kind: str = "any"  # str | bool | int | float | datetime | list | bytes | any
     required: bool = True  # the property must be present on the object
     nullable: bool = False  # a present property may be null
 
@@ -106,6 +106,14 @@ class Shape:
     fields: tuple[Field, ...] = field(default_factory=tuple)
     # Each output object is the text of a file (``Get-Content -Raw``), handed over as {"Text": ...}.
     file_text: bool = False
+    # Pipe the output through ``Select-Object -Property <the fields>``: for objects whose type table
+    # sends less than a reader needs (an X509Certificate2 travels as RawData only). A collector using
+    # it declares Select-Object on that endpoint too.
+    select: bool = False
+
+    @property
+    def selected(self) -> list[str]:
+        return [f.name for f in self.fields]
 
 
 @dataclass(frozen=True)
@@ -329,6 +337,7 @@ class CmdletRunner(Protocol):
         ...
 
 
+SELECT = "select-object"  # the one cmdlet besides Get-/Test- ones a collector may declare: it only selects
 SettingsT = TypeVar("SettingsT", bound=CollectorSettings)
 StateT = TypeVar("StateT")
 
@@ -370,6 +379,9 @@ class CollectContext(Generic[SettingsT, StateT]):
         if self.declared_cmdlets is not None and (endpoint_kind, cmdlet.lower()) not in self.declared_cmdlets:
             raise CollectError(ErrorKind.COMMAND, self.target.host,
                                f"{cmdlet} on the {endpoint_kind} endpoint is not among the collector's declared cmdlets")
+        if shape.select and self.declared_cmdlets is not None and (endpoint_kind, SELECT) not in self.declared_cmdlets:
+            raise CollectError(ErrorKind.COMMAND, self.target.host,
+                               f"{cmdlet} | Select-Object: Select-Object is not among the collector's declared cmdlets")
         if self.declared_parameters is not None and cmdlet.lower() in self.declared_parameters:
             problem = problem_with(cmdlet, parameters, self.declared_parameters[cmdlet.lower()])
             if problem:

@@ -19,6 +19,8 @@ SUBCOMMANDS = ("run", "check", "demo", "simulate", "healthcheck")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
+SCENARIO_HELP = ("a shipped scenario name (healthy, thumbprint-drift...) or the path of a scenario YAML file, "
+                 "which may say 'base: healthy' and replay Export-Clixml captures (simulator/README.md)")
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check)
 
     demo = sub.add_parser("demo", help="run the exporter against the built-in simulated estate")
-    demo.add_argument("--scenario", default="healthy")
+    demo.add_argument("--scenario", default="healthy", help=SCENARIO_HELP)
     demo.add_argument("--web.listen-address", dest="listen_address", default="127.0.0.1:10112")
     demo.add_argument(
         "--simulator.listen", dest="simulator_listen", default="127.0.0.1:10120",
@@ -65,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(demo)
 
     simulate = sub.add_parser("simulate", help="run the simulated estate alone")
-    simulate.add_argument("--scenario", default="healthy")
+    simulate.add_argument("--scenario", default="healthy", help=SCENARIO_HELP)
     simulate.add_argument("--listen", default="127.0.0.1:10120")
     simulate.add_argument("--tls", action="store_true")
     simulate.add_argument("--username", default="sim-monitor")

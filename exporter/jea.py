@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable
 
-from collectors.contract import Collector
+from collectors.contract import SELECT, Collector
 from collectors.helpers.cmdlet_policy import Matching, OneOf, Rule, merge
 
 ROLE_NAME = "LyncOwaExporter"
@@ -34,8 +34,8 @@ def declared(collectors: Iterable[type[Collector]]) -> dict[str, dict[str, list[
     table: dict[str, dict[str, set[str]]] = {}
     for collector in collectors:
         for endpoint, cmdlet in collector.cmdlets:
-            if not cmdlet.startswith(READ_VERBS):
-                raise NotReadOnly(f"collector {collector.name} declares {cmdlet}: only Get- and Test- cmdlets are allowed")
+            if not cmdlet.startswith(READ_VERBS) and cmdlet.lower() != SELECT:
+                raise NotReadOnly(f"collector {collector.name} declares {cmdlet}: only Get- and Test- cmdlets (and Select-Object) are allowed")
             table.setdefault(endpoint, {}).setdefault(cmdlet, set()).add(collector.name)
     return {endpoint: {cmdlet: sorted(users) for cmdlet, users in sorted(cmdlets.items(), key=lambda kv: kv[0].lower())}
             for endpoint, cmdlets in sorted(table.items())}
@@ -92,6 +92,9 @@ def role_capability(collectors: Iterable[type[Collector]]) -> str:
         f"    GUID = '{uuid.uuid5(_NAMESPACE, ROLE_NAME + '.psrc')}'",
         "    Author = 'lync-owa-exporter'",
         "    Description = 'Read-only monitoring of Lync/Skype for Business and Exchange IM integration for OWA'",
+        "    # A JEA session sees no PowerShell provider unless named here (Microsoft's JEA role capabilities",
+        "    # documentation): web.config and the UCMA DLL, the registry keys, and the computer's certificate store.",
+        "    VisibleProviders = 'FileSystem', 'Registry', 'Certificate'",
         "    VisibleCmdlets = @(",
     ]
     policies = parameter_policies(collectors, "windows")

@@ -74,6 +74,10 @@ class TargetEndpoints:
             tls_verify=endpoint.tls_verify,
             ca_file=endpoint.ca_file,
             encryption=endpoint.encryption,
+            keytab_file=cred.keytab_file,
+            ticket_cache=cred.ticket_cache,
+            spn_hostname=endpoint.spn_hostname,
+            spn_service=endpoint.spn_service,
         )
 
     def where(self, endpoint_kind: str) -> str:

@@ -1,8 +1,10 @@
-"""HTTP for one simulated host: Basic auth, fault injection at the HTTP level, WSMan routing.
+"""HTTP for one simulated host: authentication, message encryption, HTTP-level faults, WSMan routing.
 
 ``POST /wsman`` is the Windows endpoint; ``POST /PowerShell`` the Exchange endpoint (Exchange hosts
-only, IIS-hosted on real servers). Requests are never logged with their headers: the Authorization
-header carries the password.
+only, IIS-hosted on real servers). Each endpoint offers the authentication schemes its host is set
+to (``simulator/auth.py``: Basic per request; Negotiate, Kerberos and NTLM per connection, with WinRM
+message encryption). Requests are never logged with their headers: the Authorization header carries
+the password or a ticket.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import socket
 from http.server import BaseHTTPRequestHandler
 
-from simulator import cmdlets, wsman
+from simulator import auth, cmdlets, wsman
 from simulator.faults import Fault, huge_body
 from simulator.runtime import HostRuntime
 from simulator.shells import ShellService
@@ -26,8 +28,10 @@ SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 class HostEndpoints:
     """The ShellServices of one host, by URL path."""
 
-    def __init__(self, runtime: HostRuntime, base_url: str) -> None:
+    def __init__(self, runtime: HostRuntime, base_url: str, cbt_app_data: bytes | None = None) -> None:
         self.runtime = runtime
+        # HTTPS: the channel binding (RFC 5929 tls-server-end-point) clients bind their tokens to.
+        self.cbt_app_data = cbt_app_data
         self.services = {"/wsman": ShellService(runtime, cmdlets.WINDOWS_ENDPOINT, base_url + "/wsman")}
         if runtime.is_exchange:
             self.services["/powershell"] = ShellService(runtime, cmdlets.EXCHANGE_ENDPOINT, base_url + "/PowerShell")
@@ -42,6 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = IDLE_TIMEOUT
     server: HostEndpoints  # type: ignore[assignment]  # our context object, not a socketserver
+    # The connection's security context once Negotiate/Kerberos/NTLM completed (or while it runs).
+    _conn_auth: auth.ConnectionAuth | None = None
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.debug("%s %s", self.server.runtime.name, format % args)
@@ -49,12 +55,22 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ helpers
 
     def _send(self, status: int, body: bytes = b"", content_type: str | None = SOAP_CONTENT_TYPE,
-              headers: dict[str, str] | None = None) -> None:
+              headers: dict[str, str] | list[tuple[str, str]] | None = None) -> None:
+        extra = list(headers.items() if isinstance(headers, dict) else headers or [])
+        extra += self._answer_headers
+        self._answer_headers = []
+        seal, self._seal = self._seal, None
+        if seal is not None and body and status < 600:
+            try:  # the answer to an encrypted request is encrypted with the same context
+                content_type, body = seal.wrap(body)
+            except Exception:  # noqa: BLE001 - cannot happen with a complete context; say so loudly
+                log.exception("%s: cannot encrypt an answer", self.server.runtime.name)
+                status, body, content_type = 500, b"", None
         try:
             self.send_response(status)
             if body and content_type:
                 self.send_header("Content-Type", content_type)
-            for name, value in (headers or {}).items():
+            for name, value in extra:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -88,6 +104,79 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             fault.counter.closed()
 
+    _answer_headers: list[tuple[str, str]] = []
+    _seal: auth.ConnectionAuth | None = None
+
+    def _is_tls(self) -> bool:
+        return self.server.cbt_app_data is not None or hasattr(self.connection, "getpeercert")
+
+    def _challenge(self, offered: tuple[str, ...]) -> None:
+        self._answer_headers = []
+        self._seal = None
+        self._send(401, headers=auth.challenge_headers(offered))
+
+    def _mechanism(self) -> str:
+        conn = self._conn_auth
+        return conn.mechanism if conn is not None and conn.complete else "basic"
+
+    def _authenticate(self, offered: tuple[str, ...], body: bytes) -> tuple[str, bytes | None] | None:
+        """(user, final token for the answer) when the request may proceed, else None after a 401.
+
+        Basic is checked on every request; Negotiate, Kerberos and NTLM authenticate the connection,
+        so later requests on it need no header, as with http.sys.
+        """
+        runtime = self.server.runtime
+        header = self.headers.get("Authorization")
+        parsed = auth.parse_authorization(header)
+        if parsed is None:
+            conn = self._conn_auth
+            if header is None and conn is not None and conn.complete and conn.scheme in offered:
+                return conn.user, None
+            if header is not None:
+                runtime.record_auth_failure()
+            self._challenge(offered)
+            return None
+        scheme, token = parsed
+        if scheme not in offered:
+            runtime.record_auth_failure()
+            self._challenge(offered)
+            return None
+        if scheme == "basic":
+            self._conn_auth = None
+            user = runtime.check_basic_auth(header)
+            if user is None:
+                runtime.record_auth_failure()
+                self._challenge(offered)
+                return None
+            return user, None
+        conn = self._conn_auth
+        if conn is None or conn.complete or conn.scheme != scheme:
+            try:  # a new handshake (also re-authentication on an authenticated connection)
+                conn = self._conn_auth = auth.ConnectionAuth(scheme, self.server.cbt_app_data)
+            except auth.AuthSetupError as exc:
+                log.warning("%s: %s", runtime.name, exc)
+                runtime.record_auth_failure()
+                self._challenge(offered)
+                return None
+        result = conn.step(token or b"")
+        if result.failed:
+            log.info("%s: %s authentication refused: %s", runtime.name, scheme, result.failed)
+            runtime.record_auth_failure()
+            self._conn_auth = None
+            if result.token:  # the KRB-ERROR, as Windows sends it
+                self._answer_headers = []
+                self._seal = None
+                self._send(401, headers=[auth.token_header(scheme, result.token)])
+            else:
+                self._challenge(offered)
+            return None
+        if not result.complete:
+            self._answer_headers = []
+            self._seal = None
+            self._send(401, headers=[auth.token_header(scheme, result.token or b"")])
+            return None
+        return conn.user, result.token
+
     def _fault(self, fault: wsman.WSManFault, relates_to: str = "") -> None:
         self._send(500, wsman.fault_body(fault, relates_to, self.server.runtime.name))
 
@@ -119,14 +208,42 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
 
-        user = runtime.check_basic_auth(self.headers.get("Authorization"))
-        if user is None or faults.has("http_401"):
-            self._send(401, headers={"WWW-Authenticate": 'Basic realm="WSMAN"'})
+        path = self.path.split("?", 1)[0].rstrip("/").lower()
+        service = self.server.services.get(path)
+        endpoint_kind = "exchange" if path == "/powershell" else "windows"
+        offered = runtime.accepted_schemes(endpoint_kind)
+        if faults.has("http_401"):
+            self._challenge(offered)
             return
-        service = self.server.services.get(self.path.split("?", 1)[0].rstrip("/").lower())
+        authenticated = self._authenticate(offered, body)
+        if authenticated is None:
+            return  # a 401 was sent
+        user, final_token = authenticated
         if service is None:
             self._send(404, b"<h1>Not Found</h1>", "text/html; charset=us-ascii")
             return
+        encrypted = self.headers.get("Content-Type", "").lower().startswith("multipart/encrypted")
+        conn = self._conn_auth
+        if encrypted:
+            if conn is None or not conn.complete:
+                self._send(400, b"<h1>Bad Request</h1>", "text/html; charset=us-ascii")
+                return
+            try:
+                body = conn.unwrap(body, self.headers.get("Content-Type", ""))
+            except Exception as exc:  # noqa: BLE001 - a message sealed with another context, garbage...
+                log.info("%s: cannot decrypt a request: %s", runtime.name, type(exc).__name__)
+                runtime.record_auth_failure()
+                self._conn_auth = None
+                self._challenge(offered)
+                return
+            length = len(body)
+        elif length and not runtime.allow_unencrypted and not self._is_tls():
+            # WinRM with AllowUnencrypted=false: plain-HTTP messages must be sealed.
+            self._send(401, headers=auth.challenge_headers(offered))
+            return
+        runtime.record_auth(endpoint_kind, self._mechanism(), encrypted)
+        self._answer_headers = [auth.token_header(conn.scheme, final_token)] if final_token and conn else []
+        self._seal = conn if encrypted else None
         if faults.has("http_500"):
             self._fault(wsman.provider_failure(), _message_id(body))
             return
@@ -138,7 +255,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream_huge(huge)
             return
         if not length:
-            # pypsrp's encrypted flows open with an empty POST; with Basic auth it is just accepted.
+            # pypsrp's encrypted flows open with an empty POST: the handshake's, accepted as is.
             self._send(200)
             return
         try:

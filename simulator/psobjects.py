@@ -28,6 +28,8 @@ from psrpcore.types import (
     PSUri,
 )
 
+from simulator.clixml import ShownText, encode_string
+
 _STRING_TYPE = "System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"
 STRING_LIST_TYPES = [f"System.Collections.Generic.List`1[[{_STRING_TYPE}]]", "System.Object"]
 
@@ -46,7 +48,8 @@ def ps_object(
     for name, value in (extended or {}).items():
         obj.PSObject.extended_properties.append(PSNoteProperty(name, value))
     if to_string is not None:
-        obj.PSObject.to_string = to_string
+        # psrpcore writes a ToString unescaped; PowerShell escapes it like any string (CR LF...).
+        obj.PSObject.to_string = to_string if isinstance(to_string, ShownText) else encode_string(to_string)
     return obj
 
 
@@ -117,40 +120,6 @@ class VerificationLevel(PSEnumBase):
 class RoutingMethod(PSEnumBase):
     UseDnsSrvRouting = 0
     UseDefaultRouting = 1
-
-
-@PSType(["Microsoft.Exchange.Management.SystemConfigurationTasks.AllowedServices"], rehydrate=False)
-class AllowedServices(PSFlagBase):
-    none = 0  # psrpcore renders the member named "none" as "None"
-    IMAP = 1
-    POP = 2
-    UM = 4
-    IIS = 8
-    SMTP = 16
-    Federation = 32
-    UMCallRouter = 64
-
-
-@PSType(["Microsoft.Exchange.Management.SystemConfigurationTasks.CertificateStatus"], rehydrate=False)
-class CertificateStatus(PSEnumBase):
-    Unknown = 0
-    Valid = 1
-    Revoked = 2
-    DateInvalid = 3
-    Untrusted = 4
-    Invalid = 5
-    RevocationCheckFailure = 6
-    PendingRequest = 7
-
-
-@PSType(["Microsoft.Exchange.Management.SystemConfigurationTasks.CertificateAuthorityType"], rehydrate=False)
-class CertificateAuthorityType(PSEnumBase):
-    none = 0
-    Registry = 1
-    ThirdParty = 2
-    Enterprise = 3
-    GroupPolicy = 4
-    Unknown = 5
 
 
 @PSType(["Microsoft.Exchange.Data.Directory.SystemConfiguration.InstantMessagingTypeOptions"], rehydrate=False)

@@ -72,6 +72,25 @@ class _PipelineOutput(Output):
         )
 
 
+class _CollectingOutput(Output):
+    """The first command of ``X | Select-Object``: objects are kept for the next command, errors and
+    warnings go straight to the pipeline (as PowerShell's error stream does)."""
+
+    def __init__(self, final: _PipelineOutput) -> None:
+        super().__init__(final.error_action)
+        self.final = final
+        self.objects: list[Any] = []
+
+    def write(self, obj: Any) -> None:
+        self.objects.append(obj)
+
+    def warning(self, message: str) -> None:
+        self.final.warning(message)
+
+    def _error(self, spec: errors.ErrorSpec) -> None:
+        self.final._error(spec)
+
+
 class RunspaceShell:
     """Server side of one RunspacePool. Not thread-safe by itself: the caller holds ``lock``."""
 
@@ -185,13 +204,19 @@ class RunspaceShell:
             if cmd is None:
                 raise errors.TerminatingError(errors.command_not_found(command.command_text))
             found.append(cmd)
-        if len(found) > 1:
+        # One cmdlet, or one cmdlet piped into Select-Object (a restricted endpoint's way to get
+        # properties that do not travel, e.g. a certificate's HasPrivateKey); nothing longer.
+        if len(found) > 2 or (len(found) == 2 and found[1].name != "Select-Object"):
             raise errors.TerminatingError(errors.invalid_argument(
-                "The simulator runs one cmdlet per statement; pipelines of cmdlets are not simulated.",
+                "The simulator runs one cmdlet per statement, optionally piped into Select-Object; other "
+                "pipelines of cmdlets are not simulated.",
                 "SimulatorPipelineNotSupported", found[0].name))
         cmd = found[0]
         params = cmd.bind(list(first.parameters))
+        selector = found[1] if len(found) == 2 else None
+        select_params = selector.bind(list(statement[1].parameters)) if selector else {}
         out = _PipelineOutput(pipeline, str(params.get("ErrorAction", "Continue")))
+        first_out = _CollectingOutput(out) if selector else out
         injected = self._faults.command_fault(cmd.name)
         if injected is not None and injected.kind == "terminating_error":
             raise errors.TerminatingError(errors.injected(cmd.name, cmd.dotnet_class, terminating=True))
@@ -199,7 +224,10 @@ class RunspaceShell:
             out.error(errors.injected(cmd.name, cmd.dotnet_class, terminating=False))
             if not injected.output:
                 return
-        cmd.handler(Invocation(cmd, params, view, out))
+        cmd.handler(Invocation(cmd, params, view, first_out))
+        if selector is not None:
+            assert isinstance(first_out, _CollectingOutput)
+            selector.handler(Invocation(selector, select_params, view, out, input=first_out.objects))
 
     def _fail(self, pipeline: ServerPipeline, spec: errors.ErrorSpec) -> None:
         # psrpcore's ServerPipeline has no public "failed": send the state message it would send.

@@ -1,4 +1,4 @@
-"""Per-host server state: credentials, faults, counters and the open shells of one simulated host."""
+"""Per-host server state: credentials, what it accepts, faults, counters and the open shells of one simulated host."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import dataclasses
 import hmac
 import threading
 import time
+from collections import Counter
+from collections.abc import Mapping
 
+from simulator.auth import BASIC_ONLY, normalise
 from simulator.estate import Estate, HostView
 from simulator.faults import FaultSet
 from simulator.psrp_session import RunspaceShell
@@ -22,12 +25,17 @@ class Stats:
     shells_created: int = 0
     commands: int = 0
     requests: int = 0
+    requests_encrypted: int = 0
+    auth_failures: int = 0
+    # "basic"/"kerberos"/"ntlm" and "<endpoint>_<mechanism>" -> requests served under it
+    auth: Counter = dataclasses.field(default_factory=Counter)
 
 
 class HostRuntime:
     """Everything one simulated host's listener needs; shared across its connection threads."""
 
-    def __init__(self, name: str, estate: Estate, username: str, password: str, stopping: threading.Event) -> None:
+    def __init__(self, name: str, estate: Estate, username: str, password: str, stopping: threading.Event,
+                 auth: Mapping[str, tuple[str, ...]] = BASIC_ONLY, allow_unencrypted: bool = True) -> None:
         self.name = name
         self.estate = estate
         self.faults = FaultSet()
@@ -38,6 +46,10 @@ class HostRuntime:
         self._stats = Stats()
         self._shells: dict[str, RunspaceShell] = {}
         self.roles: list[str] = list(estate.scenario.model.hosts[name].roles)
+        self._auth = dict(auth)  # the simulator's choice; a scenario's host `auth:` or set_auth() wins
+        self._auth_override: dict[str, tuple[str, ...]] = {}
+        # False: like WinRM's AllowUnencrypted=false, plain-HTTP requests must be message-encrypted.
+        self.allow_unencrypted = allow_unencrypted
 
     @property
     def is_exchange(self) -> bool:
@@ -60,6 +72,35 @@ class HostRuntime:
         ok_password = hmac.compare_digest(password.encode(), self._password.encode())
         return user if ok_user and ok_password else None
 
+    # ------------------------------------------------------------ authentication
+
+    def accepted_schemes(self, endpoint_kind: str) -> tuple[str, ...]:
+        """What this host's endpoint offers in WWW-Authenticate (see simulator.auth)."""
+        with self._lock:
+            if endpoint_kind in self._auth_override:
+                return self._auth_override[endpoint_kind]
+        host = self.estate.scenario.model.hosts.get(self.name)
+        declared = getattr(getattr(host, "auth", None), endpoint_kind, None)
+        if declared:
+            return tuple(declared)
+        return self._auth.get(endpoint_kind, ("basic",))
+
+    def set_auth(self, offer) -> None:
+        """Override what this host accepts (``None`` returns to the scenario's or simulator's choice)."""
+        with self._lock:
+            self._auth_override = {} if offer is None else normalise(offer, default=self._auth)
+
+    def record_auth(self, endpoint_kind: str, mechanism: str, encrypted: bool) -> None:
+        with self._lock:
+            self._stats.auth[mechanism] += 1
+            self._stats.auth[f"{endpoint_kind}_{mechanism}"] += 1
+            if encrypted:
+                self._stats.requests_encrypted += 1
+
+    def record_auth_failure(self) -> None:
+        with self._lock:
+            self._stats.auth_failures += 1
+
     # ------------------------------------------------------------ counters
 
     def count_request(self) -> None:
@@ -77,6 +118,9 @@ class HostRuntime:
                 "shells_open": len(self._shells),
                 "commands": self._stats.commands,
                 "requests": self._stats.requests,
+                "requests_encrypted": self._stats.requests_encrypted,
+                "auth_failures": self._stats.auth_failures,
+                **{f"auth_{key}": count for key, count in sorted(self._stats.auth.items())},
             }
 
     # ------------------------------------------------------------ shells

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import importlib.resources
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from simulator.clixml import Capture, CaptureError, load_capture
 from simulator.clock import parse_offset
 from simulator.scenario_model import (
+    CERT_REFERENCE,
     AccessEdgeConfiguration,
+    Host,
     HostingProvider,
     ScenarioModel,
 )
@@ -85,7 +89,11 @@ def _read_text(name_or_path: str | Path) -> tuple[str, str, Path | None]:
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         if not candidate.is_file():
             raise ScenarioError(f"{candidate}: scenario file not found")
-        return candidate.name, candidate.read_text(encoding="utf-8"), candidate.parent
+        try:
+            text = candidate.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ScenarioError(f"{candidate}: cannot read the scenario file ({err})") from None
+        return candidate.name, text, candidate.parent
     name = str(name_or_path)
     resource = importlib.resources.files("simulator").joinpath(_PACKAGE_DIR, f"{name}.yaml")
     if not resource.is_file():
@@ -137,13 +145,16 @@ def _load_raw(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[str
     if label in seen:
         raise ScenarioError(f"{label}: circular base chain {' -> '.join(seen + (label,))}")
     document = _parse(label, text)
+    _anchor_replay_paths(label, document, directory)
     base_name = document.pop("base", None)
     if base_name is None:
         return label, document
     if not isinstance(base_name, str):
-        raise ScenarioError(f"{label}: base: must be a scenario name")
+        raise ScenarioError(f"{label}: base: must be a scenario name or a path to a scenario file")
     base_ref: str | Path = base_name
-    if directory is not None and (directory / f"{base_name}.yaml").is_file():
+    if base_name.endswith((".yaml", ".yml")):  # a file, relative to this one
+        base_ref = Path(base_name) if directory is None else directory / base_name
+    elif directory is not None and (directory / f"{base_name}.yaml").is_file():
         base_ref = directory / f"{base_name}.yaml"
     base_label, base_doc = _load_raw(base_ref, seen + (label,))
     try:
@@ -151,6 +162,60 @@ def _load_raw(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> tuple[str
     except ScenarioError as err:
         raise ScenarioError(f"{label} (base {base_label}): {err}") from None
     return f"{label} (base {base_label})", merged
+
+
+def _anchor_replay_paths(label: str, document: dict, directory: Path | None) -> None:
+    """``hosts.H.replay.CMDLET: path``: a relative path is relative to the file that writes it (a
+    shipped scenario's: the scenarios folder). Made absolute here, before overlays merge files."""
+    hosts = document.get("hosts")
+    if not isinstance(hosts, dict):
+        return
+    anchor = directory if directory is not None else Path(str(importlib.resources.files("simulator") / _PACKAGE_DIR))
+    for host_name, host in hosts.items():
+        replay = host.get("replay") if isinstance(host, dict) else None
+        if replay is None or replay is DELETE:
+            continue
+        if not isinstance(replay, dict):
+            raise ScenarioError(f"{label}: hosts.{host_name}.replay: a mapping of cmdlet name -> capture file")
+        for cmdlet_name, path in list(replay.items()):
+            if path is DELETE:
+                continue
+            if not isinstance(path, str) or not path.strip():
+                raise ScenarioError(f"{label}: hosts.{host_name}.replay.{cmdlet_name}: the path of an "
+                                    "Export-Clixml file")
+            candidate = Path(path).expanduser()
+            replay[cmdlet_name] = str(candidate if candidate.is_absolute() else (anchor / candidate).resolve())
+
+
+_CMDLET_NAME = re.compile(r"^[A-Za-z]+-[A-Za-z0-9]+$")
+_CAPTURE_CACHE: dict[tuple[str, int, int], Capture] = {}
+
+
+def _load_replays(label: str, model: ScenarioModel) -> dict[str, dict[str, tuple[str, Capture]]]:
+    """host -> lower-case cmdlet name -> (cmdlet name, capture); CaptureError becomes a ScenarioError
+    naming the key, and the file."""
+    replays: dict[str, dict[str, tuple[str, Capture]]] = {}
+    for host_name, host in model.hosts.items():
+        for cmdlet_name, path_text in host.replay.items():
+            where = f"hosts.{host_name}.replay.{cmdlet_name}"
+            if not _CMDLET_NAME.match(cmdlet_name):
+                raise ScenarioError(f"{label}: {where}: not a cmdlet name (Verb-Noun, e.g. Get-ExchangeCertificate)")
+            path = Path(path_text)
+            try:
+                stat = path.stat()
+                key = (str(path), stat.st_mtime_ns, stat.st_size)
+            except OSError:
+                key = None
+            capture = _CAPTURE_CACHE.get(key) if key else None
+            if capture is None:
+                try:
+                    capture = load_capture(path)
+                except CaptureError as err:
+                    raise ScenarioError(f"{label}: {where}: {err}") from None
+                if key:
+                    _CAPTURE_CACHE[key] = capture
+            replays.setdefault(host_name, {})[cmdlet_name.lower()] = (cmdlet_name, capture)
+    return replays
 
 
 class Scenario:
@@ -165,6 +230,8 @@ class Scenario:
         self.model = _validate(self.label, raw)
         self.tz = parse_offset(self.model.timezone)
         self._local_stores = _local_stores(self.label, self.model)
+        # host -> lower-case cmdlet -> (cmdlet name, capture): what simulator/replay.py answers with.
+        self.replays = _load_replays(self.label, self.model)
 
     def host_names(self) -> list[str]:
         return list(self.model.hosts)
@@ -255,8 +322,58 @@ def _check_consistency(label: str, model: ScenarioModel) -> None:
                             "(2016+ use exchange_org.setting_overrides)")
         if host.lync is not None and not host.is_lync:
             problems.append(f"{where}.lync: only valid on a host with a lync_* role")
+    problems.extend(_certificate_reference_problems(model))
     if problems:
         raise ScenarioError(f"{label}: " + "; ".join(problems))
+
+
+def _certificate_labels(host: Host) -> set[str]:
+    labels = set(host.windows.certificates)
+    if host.exchange is not None:
+        labels |= set(host.exchange.certificates)
+    if host.lync is not None:
+        labels |= set(host.lync.certificates)
+    return labels
+
+
+def _certificate_reference_problems(model: ScenarioModel) -> list[str]:
+    """Every ``${cert:LABEL}`` / ``${cert:HOST/LABEL}`` must name a certificate of the scenario."""
+    places: list[tuple[str, str | None, str | None]] = []  # (key path, default host, text)
+    org = model.exchange_org
+    if org is not None:
+        auth = org.auth_config
+        for field in ("current_certificate_thumbprint", "previous_certificate_thumbprint",
+                      "next_certificate_thumbprint"):
+            places.append((f"exchange_org.auth_config.{field}", None, getattr(auth, field)))
+        for name, override in org.setting_overrides.items():
+            for index, parameter in enumerate(override.parameters):
+                places.append((f"exchange_org.setting_overrides.{name}.parameters.{index}", None, parameter))
+    for host_name, host in model.hosts.items():
+        where = f"hosts.{host_name}"
+        if host.exchange is not None:
+            if host.exchange.web_config_im is not None:
+                places.append((f"{where}.exchange.web_config_im.certificate_thumbprint", host_name,
+                               host.exchange.web_config_im.certificate_thumbprint))
+            for name, vdir in host.exchange.owa_virtual_directories.items():
+                places.append((f"{where}.exchange.owa_virtual_directories.{name}.instant_messaging_certificate_"
+                               "thumbprint", host_name, vdir.instant_messaging_certificate_thumbprint))
+        if host.lync is not None:
+            for name, cert in host.lync.certificates.items():
+                places.append((f"{where}.lync.certificates.{name}.previous_thumbprint", host_name,
+                               cert.previous_thumbprint))
+    problems = []
+    for where, default_host, text in places:
+        for match in CERT_REFERENCE.finditer(text or ""):
+            target_host, _, target = match.group(1).strip().rpartition("/")
+            target_host = target_host or default_host
+            if target_host is None:
+                problems.append(f"{where}: ${{cert:{match.group(1)}}} needs a host here: ${{cert:HOST/LABEL}}")
+            elif target_host not in model.hosts:
+                problems.append(f"{where}: ${{cert:{match.group(1)}}} names no host of the scenario")
+            elif target not in _certificate_labels(model.hosts[target_host]):
+                problems.append(f"{where}: ${{cert:{match.group(1)}}}: {target_host} has no certificate labelled "
+                                f"{target!r} (it has: {', '.join(sorted(_certificate_labels(model.hosts[target_host]))) or 'none'})")
+    return problems
 
 
 def _local_stores(label: str, model: ScenarioModel) -> dict[str, tuple[dict, AccessEdgeConfiguration]]:

@@ -8,6 +8,7 @@ Field names are snake_case; cmdlet handlers map them to the PowerShell property 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +18,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from simulator.clock import TimeSpec, parse_offset, parse_time
@@ -41,27 +43,44 @@ class _Model(BaseModel):
 # ---------------------------------------------------------------- Exchange
 
 CertificateService = Literal["None", "IMAP", "POP", "UM", "IIS", "SMTP", "Federation", "UMCallRouter"]
-CertificateStatus = Literal[
-    "DateInvalid", "Invalid", "PendingRequest", "RevocationCheckFailure", "Revoked", "Unknown", "Untrusted", "Valid"
-]
+
+# ${cert:LABEL} (a certificate of the same host) or ${cert:HOST/LABEL}: the generated certificate's
+# thumbprint, in any string that names a certificate (web.config, setting overrides, Get-AuthConfig...).
+CERT_REFERENCE = re.compile(r"\$\{cert:([^}]*)\}")
 
 
-class ExchangeCertificate(_Model):
-    thumbprint: str
+class _Certificate(_Model):
+    """A certificate the simulator generates (simulator/certs.py): its DER, hence its thumbprint,
+    follows from these fields; a scenario names it by its label and refers to it as ${cert:LABEL}."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_thumbprint(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "thumbprint" in data:
+            raise ValueError(
+                "thumbprint: a certificate's thumbprint is the SHA-1 of its DER, which the simulator generates "
+                "from subject, issuer, serial, validity, names and key size; name the certificate by its label "
+                "and write ${cert:LABEL} (or ${cert:HOST/LABEL}) where its thumbprint is wanted")
+        return data
+
+
+class ExchangeCertificate(_Certificate):
     subject: str
-    issuer: str | None = None  # defaults to the subject when self-signed
+    issuer: str | None = None  # None: self-signed when is_self_signed, else "CN=Simulated Issuing CA"
     friendly_name: str = ""
-    serial_number: str = "00"
+    serial_number: str | None = None  # hex; None: derived from the other fields
     not_before: Time
     not_after: Time
-    has_private_key: bool = True
+    has_private_key: bool = True  # Cert:\LocalMachine\My only: not on Exchange's wire
     is_self_signed: bool = False
     public_key_size: int = 2048
-    domains: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)  # the SANs (DNS names)
+    # Which services the certificate is enabled for; not on Exchange's wire (../shared/captures README),
+    # it decides which certificate the simulated OWA TLS service presents (IIS).
     services: list[CertificateService] = Field(default_factory=list)
-    # Omitted: computed at answer time from the validity window (Valid or DateInvalid), like Exchange.
-    status: CertificateStatus | None = None
-    root_ca_type: Literal["None", "Registry", "ThirdParty", "Enterprise", "GroupPolicy", "Unknown"] = "ThirdParty"
+    # False: a certificate that is no longer installed (e.g. the one before a renewal), which settings
+    # may still name: it exists only as a ${cert:...} target.
+    installed: bool = True
 
 
 class WebConfigIM(_Model):
@@ -220,20 +239,20 @@ class LyncTopology(_Model):
     cms: CentralManagementStore
 
 
-class LyncCertificate(_Model):
+class LyncCertificate(_Certificate):
     use: str
-    thumbprint: str
     subject: str
     issuer: str = "CN=Contoso Issuing CA, DC=contoso, DC=com"
-    serial_number: str = "00"
+    serial_number: str | None = None  # hex; None: derived from the other fields
     not_before: Time
     not_after: Time
     alternative_names: list[str] = Field(default_factory=list)
     effective_date: Time = None
-    previous_thumbprint: str | None = None
+    previous_thumbprint: str | None = None  # ${cert:LABEL} of an uninstalled certificate, or text
     update_time: Time = None
     source_scope: str = "Local"
     key_size: int = 2048
+    installed: bool = True
 
 
 class LyncServer(_Model):
@@ -290,18 +309,18 @@ class Directory(_Model):
     files: dict[str, FileEntry] = Field(default_factory=dict)
 
 
-class StoreCertificate(_Model):
+class StoreCertificate(_Certificate):
     """An extra certificate in Cert:\\LocalMachine\\My (Exchange and Lync certificates appear anyway)."""
 
-    thumbprint: str
     subject: str
-    issuer: str | None = None
+    issuer: str | None = None  # None: self-signed
     friendly_name: str = ""
-    serial_number: str = "00"
+    serial_number: str | None = None
     not_before: Time
     not_after: Time
     has_private_key: bool = True
     dns_names: list[str] = Field(default_factory=list)
+    key_size: int = 2048
 
 
 class WindowsState(_Model):
@@ -318,11 +337,27 @@ class WindowsState(_Model):
 # ---------------------------------------------------------------- the estate
 
 
+AuthScheme = Literal["basic", "negotiate", "kerberos", "ntlm"]
+
+
+class HostAuth(_Model):
+    """What a host's endpoints offer in WWW-Authenticate (simulator/auth.py); unset: the simulator's
+    choice (``Simulator(auth=...)``, Basic by default). E.g. ``exchange: [kerberos]`` is Exchange's
+    /PowerShell as installed, ``windows: [negotiate, kerberos]`` WinRM's defaults."""
+
+    windows: list[AuthScheme] | None = Field(default=None, min_length=1)
+    exchange: list[AuthScheme] | None = Field(default=None, min_length=1)
+
+
 class Host(_Model):
     roles: list[Role]
+    auth: HostAuth = Field(default_factory=HostAuth)
     exchange: ExchangeServer | None = None
     lync: LyncServer | None = None
     windows: WindowsState = Field(default_factory=WindowsState)
+    # Cmdlet name -> an Export-Clixml file (a path relative to the scenario file that names it): the
+    # host answers that cmdlet with the file's objects, whatever the parameters (simulator/replay.py).
+    replay: dict[str, str] = Field(default_factory=dict)
 
     @property
     def is_exchange(self) -> bool:

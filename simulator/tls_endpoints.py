@@ -37,7 +37,9 @@ from typing import Any
 
 from cryptography import x509
 
+from simulator.certs import certificate
 from simulator.clock import TimeSpec
+from simulator.cmdlets.certificates import spec_of
 from simulator.estate import Estate, HostView
 from simulator.scenario import Scenario
 from simulator.tls import (
@@ -111,7 +113,7 @@ def _choose(view: HostView, purpose: str) -> tuple[_Wanted, dt.datetime | None, 
     """The scenario's certificate for a service now: its cache key and its resolved NotBefore/NotAfter."""
     if purpose == "owa":
         exchange = view.host.exchange
-        bound = [c for c in (exchange.certificates.values() if exchange else ()) if "IIS" in c.services]
+        bound = [c for c in (exchange.certificates.values() if exchange else ()) if "IIS" in c.services and c.installed]
         bound.sort(key=lambda c: c.is_self_signed)  # stable: scenario order within each group
         if not bound:
             return None
@@ -123,8 +125,11 @@ def _choose(view: HostView, purpose: str) -> tuple[_Wanted, dt.datetime | None, 
         if cert is None:
             return None
         names, issuer = tuple(cert.alternative_names), cert.issuer
+    # The identity of the scenario's certificate: the thumbprint of the one the store holds
+    # (simulator/cmdlets/certificates.py), so a renewal makes a new presented certificate too.
+    stored = certificate(spec_of(cert), view.started_at).thumbprint
     wanted = _Wanted(cert.subject, issuer or _DEFAULT_ISSUER, names, _text(cert.not_before), _text(cert.not_after),
-                     cert.thumbprint)
+                     stored)
     return wanted, view.at(cert.not_before), view.at(cert.not_after)
 
 

@@ -29,18 +29,20 @@ from collectors.contract import (
     Shape,
     label_value,
 )
+from collectors.helpers.certificates import (
+    CertificateFacts,
+    CertificateUnreadable,
+    facts_from_der,
+)
 from collectors.helpers.cmdlet_policy import Matching, OneOf
 from collectors.helpers.text import clean_text
-from collectors.helpers.x509_names import subject_cn
 from collectors.im_certificate.im_settings import (
-    CERTIFICATE_STATUSES,
     PROBLEM_WEB_CONFIG_MISSING,
     SETTINGS_PROBLEMS,
     SOURCE_SETTING_OVERRIDE,
     SOURCE_WEB_CONFIG,
     Certificate,
     ImSettings,
-    certificate_status,
     evaluate,
     im_settings_from_overrides,
     normalise_thumbprint,
@@ -57,28 +59,38 @@ EXCHANGE_2013 = (15, 0)
 
 SETUP = Shape(
     "Get-ItemProperty",
-    (Field("MsiInstallPath", "str"), Field("MsiProductMajor", "int"), Field("MsiProductMinor", "int")),
+    (
+        Field("MsiInstallPath", "str"),
+        Field("MsiProductMajor", "int"),
+        Field("MsiProductMinor", "int"),
+        # The build, for a setting override's MinVersion/MaxVersion (absent: every override applies).
+        Field("MsiBuildMajor", "int", required=False, nullable=True),
+        Field("MsiBuildMinor", "int", required=False, nullable=True),
+    ),
 )
+# Property names as real Exchange 2016/2019 servers send them (../shared/captures/exchange/E19).
 SETTING_OVERRIDE = Shape(
     "Get-SettingOverride",
     (
-        Field("Component", "str", required=False, nullable=True),
-        Field("Section", "str", required=False, nullable=True),
+        Field("ComponentName", "str", required=False, nullable=True),
+        Field("SectionName", "str", required=False, nullable=True),
         Field("Parameters", "list", required=False, nullable=True),
         Field("Server", "list", required=False, nullable=True),
-    ),
-)
-EXCHANGE_CERTIFICATE = Shape(
-    "Get-ExchangeCertificate",
-    (
-        Field("Thumbprint", "str"),
-        Field("Subject", "str", required=False, nullable=True),
-        Field("NotBefore", "datetime", nullable=True),
-        Field("NotAfter", "datetime", nullable=True),
-        Field("HasPrivateKey", "bool", required=False, nullable=True),
-        Field("PublicKeySize", "int", required=False, nullable=True),
+        Field("MinVersion", "str", required=False, nullable=True),
+        Field("MaxVersion", "str", required=False, nullable=True),
         Field("Status", "str", required=False, nullable=True),
     ),
+)
+# Over Exchange's remote endpoint a certificate carries only its DER (../shared/captures/exchange/wire).
+EXCHANGE_CERTIFICATE = Shape("Get-ExchangeCertificate", (Field("RawData", "bytes"),))
+# Whether the server holds a certificate's private key: its LocalMachine\My store, through the Windows
+# endpoint. PowerShell's type table sends an X509Certificate2 as RawData only, so the two properties
+# are selected on the server (Get-ChildItem | Select-Object -Property Thumbprint,HasPrivateKey).
+CERT_STORE = r"Cert:\LocalMachine\My"
+STORE_CERTIFICATE = Shape(
+    "Get-ChildItem",
+    (Field("Thumbprint", "str", nullable=True), Field("HasPrivateKey", "bool", nullable=True)),
+    select=True,
 )
 AUTH_CONFIG = Shape("Get-AuthConfig", (Field("CurrentCertificateThumbprint", "str", required=False, nullable=True),))
 
@@ -134,12 +146,6 @@ CERT_PRIVATE_KEY = MetricSpec(
     "1 when the server holds the private key of the Exchange certificate.",
     CERT_LABELS,
 )
-CERT_STATUS = MetricSpec(
-    "lync_owa_exchange_certificate_status",
-    "gauge",
-    "1 for the certificate's Get-ExchangeCertificate Status, 0 for every other status value.",
-    (*CERT_LABELS, "status"),
-)
 AUTH_FOUND = MetricSpec(
     "lync_owa_exchange_auth_certificate_found",
     "gauge",
@@ -166,6 +172,7 @@ class ImCertificateSettings(CollectorSettings):
 class ExchangeSetup:
     install_path: str
     version: tuple[int, int]
+    build: tuple[int, ...] | None = None  # e.g. (15, 1, 2375, 7), when the Setup key holds it
 
     @property
     def web_config_path(self) -> str:
@@ -195,13 +202,14 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         CERT_NOT_AFTER,
         CERT_KEY_SIZE,
         CERT_PRIVATE_KEY,
-        CERT_STATUS,
         AUTH_FOUND,
         AUTH_NOT_AFTER,
     )
     cmdlets = (
         ("windows", "Get-ItemProperty"),
         ("windows", "Get-Content"),
+        ("windows", "Get-ChildItem"),
+        ("windows", "Select-Object"),
         ("exchange", "Get-SettingOverride"),
         ("exchange", "Get-ExchangeCertificate"),
         ("exchange", "Get-AuthConfig"),
@@ -210,6 +218,9 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         "Get-ItemProperty": {"Path": OneOf((SETUP_KEY,))},
         # Only OWA's web.config, wherever Exchange is installed.
         "Get-Content": {"Path": Matching(r"[a-z]:\\.*\\ClientAccess\\Owa\\web\.config"), "Raw": None},
+        # Only the computer's personal store: read-only, and only for HasPrivateKey.
+        "Get-ChildItem": {"Path": OneOf((CERT_STORE,))},
+        "Select-Object": {"Property": None},
         "Get-SettingOverride": {},
         "Get-ExchangeCertificate": {"Server": None},
         "Get-AuthConfig": {},
@@ -234,11 +245,14 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
 
     # --- where the IM settings come from ------------------------------------------------------
     def _im_settings(self, ctx: Context, source: str, server: str) -> ImSettings:
+        build: tuple[int, ...] | None = None
         if source == "auto":
-            source = SOURCE_WEB_CONFIG if self._setup(ctx).version == EXCHANGE_2013 else SOURCE_SETTING_OVERRIDE
+            setup = self._setup(ctx)
+            source = SOURCE_WEB_CONFIG if setup.version == EXCHANGE_2013 else SOURCE_SETTING_OVERRIDE
+            build = setup.build
         if source == SOURCE_SETTING_OVERRIDE:
             overrides = ctx.run("exchange", "Get-SettingOverride", None, SETTING_OVERRIDE).objects
-            im, note = im_settings_from_overrides(overrides, server), "Get-SettingOverride"
+            im, note = im_settings_from_overrides(overrides, server, build), "Get-SettingOverride"
         else:
             im, note = self._from_web_config(ctx, self._setup(ctx))
         # Said once per change, not every run: the metrics carry the state, the log names the file.
@@ -261,7 +275,9 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
             raise CollectError(ErrorKind.SHAPE, f"{ctx.target.host} Get-ItemProperty",
                               f"{SETUP_KEY} gave {len(answer.objects)} objects or an empty MsiInstallPath")
         key = answer.objects[0]
-        setup = ExchangeSetup(install_path, (key["MsiProductMajor"], key["MsiProductMinor"]))
+        version = (key["MsiProductMajor"], key["MsiProductMinor"])
+        builds = (key["MsiBuildMajor"], key["MsiBuildMinor"])
+        setup = ExchangeSetup(install_path, version, (*version, *builds) if None not in builds else None)
         ctx.state.setup = setup
         return setup
 
@@ -283,22 +299,36 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
 
     # --- certificates -------------------------------------------------------------------------
     def _certificates(self, ctx: Context, server: str) -> dict[str, Certificate]:
+        """The server's Exchange certificates by thumbprint, read from their DER, with whether the server
+        holds each private key (from its certificate store)."""
         answer = ctx.run("exchange", "Get-ExchangeCertificate", {"Server": server}, EXCHANGE_CERTIFICATE)
-        certificates: dict[str, Certificate] = {}
+        facts: list[CertificateFacts] = []
         for obj in answer.objects:
-            thumbprint = normalise_thumbprint(obj["Thumbprint"])
-            if not thumbprint or thumbprint in certificates:
-                continue
-            certificates[thumbprint] = Certificate(
-                thumbprint=thumbprint,
-                subject_cn=subject_cn(obj.get("Subject")) or "none",
-                not_before=obj["NotBefore"],
-                not_after=obj["NotAfter"],
-                has_private_key=obj.get("HasPrivateKey"),
-                public_key_size=obj.get("PublicKeySize"),
-                status=certificate_status(obj.get("Status")),
-            )
+            try:
+                facts.append(facts_from_der(obj["RawData"]))
+            except CertificateUnreadable as exc:
+                raise CollectError(ErrorKind.SHAPE, f"{ctx.where('exchange')} Get-ExchangeCertificate",
+                                   f"RawData: {exc}") from None
+        private_keys = self._private_keys(ctx) if facts else {}
+        certificates: dict[str, Certificate] = {}
+        for cert in facts:
+            certificates.setdefault(cert.thumbprint, Certificate(
+                thumbprint=cert.thumbprint,
+                subject_cn=cert.subject_cn or "none",
+                dns_names=cert.dns_names,
+                not_before=cert.not_before,
+                not_after=cert.not_after,
+                has_private_key=private_keys.get(cert.thumbprint),
+                public_key_size=cert.key_size,
+            ))
         return certificates
+
+    @staticmethod
+    def _private_keys(ctx: Context) -> dict[str, bool]:
+        """Thumbprint -> HasPrivateKey for the certificates in LocalMachine\\My."""
+        answer = ctx.run("windows", "Get-ChildItem", {"Path": CERT_STORE}, STORE_CERTIFICATE)
+        return {normalise_thumbprint(obj["Thumbprint"]): obj["HasPrivateKey"] for obj in answer.objects
+                if obj["Thumbprint"] and isinstance(obj["HasPrivateKey"], bool)}
 
     def _certificate_samples(
         self, ctx: Context, certificates: dict[str, Certificate], limit: int
@@ -325,10 +355,6 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
                 samples.append(CERT_KEY_SIZE.sample(cert.public_key_size, **labels))
             if cert.has_private_key is not None:
                 samples.append(CERT_PRIVATE_KEY.sample(1 if cert.has_private_key else 0, **labels))
-            samples += [
-                CERT_STATUS.sample(1 if cert.status == status else 0, status=status, **labels)
-                for status in CERTIFICATE_STATUSES
-            ]
         return samples
 
     def _auth_samples(self, ctx: Context, certificates: dict[str, Certificate]) -> list[Sample]:

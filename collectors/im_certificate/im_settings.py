@@ -9,6 +9,7 @@ section IMSettings) that applies to the whole organisation or to named servers.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
@@ -85,17 +86,41 @@ def _names(value: Any) -> list[str]:
     return []
 
 
-def server_identities(server: str) -> set[str]:
-    """How an override's Server list may name this server: its FQDN or its short name, any case."""
-    name = normalise_fqdn(server)
-    identities = {name}
-    if ip_address(name) is None:
-        identities.add(name.split(".", 1)[0])
-    return identities
+def names_server(entry: str, server: str) -> bool:
+    """Does an override's Server entry name this server? Entries are names or patterns
+    (``New-SettingOverride -Server EX16*``: Microsoft's published guidance uses wildcards), compared
+    case-insensitively: FQDN against FQDN when both have a domain, else by the first label."""
+    pattern, name = normalise_fqdn(entry), normalise_fqdn(server)
+    if not pattern or not name:
+        return False
+    if ("." in pattern and "." in name) or ip_address(name) is not None:
+        return fnmatch.fnmatchcase(name, pattern)
+    return fnmatch.fnmatchcase(name.split(".", 1)[0], pattern.split(".", 1)[0])
 
 
-def _applies_to(override_servers: list[str], identities: set[str]) -> bool:
-    return any(server_identities(entry) & identities for entry in override_servers)
+def parse_version(value: Any) -> tuple[int, ...] | None:
+    """An Exchange build as written in an override ("15.1.2375.7", "Version 15.2 (Build 1118.7)"); None
+    when there is none or it does not read as one."""
+    numbers = [int(n) for n in re.findall(r"\d+", trim_text(value))]
+    return tuple(numbers[:4]) if numbers else None
+
+
+def _in_version_range(override: Mapping[str, Any], version: tuple[int, ...] | None) -> bool:
+    """MinVersion/MaxVersion (both inclusive) bound the builds an override applies to. A server whose
+    build is unknown is taken as inside: an override is rarely bounded, and leaving one out would
+    report settings as missing on a healthy server."""
+    low, high = parse_version(override.get("MinVersion")), parse_version(override.get("MaxVersion"))
+    if version is None:
+        return True
+    return (low is None or version >= low) and (high is None or version <= high)
+
+
+def _in_effect(override: Mapping[str, Any]) -> bool:
+    """Status is a SettingOverrideStatus enum; the real captures show ``Accepted`` for an override in
+    effect. An override Exchange did not accept does not configure OWA; no Status at all is taken as
+    in effect (older builds)."""
+    status = trim_text(override.get("Status"))
+    return not status or status.casefold() == "accepted"
 
 
 def _parameters(override: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -108,21 +133,27 @@ def _parameters(override: Mapping[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def im_settings_from_overrides(overrides: Iterable[Mapping[str, Any]], server: str) -> ImSettings:
-    """The IM settings that apply to ``server``: a server-scoped override wins over an organisation-wide one.
+def im_settings_from_overrides(
+    overrides: Iterable[Mapping[str, Any]], server: str, version: tuple[int, ...] | None = None
+) -> ImSettings:
+    """The IM settings that apply to ``server`` (of build ``version``): a server-scoped override wins over
+    an organisation-wide one (``Server`` Nil). Properties as real servers send them: ``ComponentName``,
+    ``SectionName``, ``Parameters`` (``Key=Value`` strings), ``Server``, ``MinVersion``/``MaxVersion``,
+    ``Status`` (../shared/captures/exchange/E19/GetSettingOverride.xml).
 
     Two overrides of the same scope that give one key different values are a conflict: which one
     Exchange uses is not something to guess, so the settings are reported unreadable.
     """
-    identities = server_identities(server)
     scoped: dict[str, dict[str, list[str]]] = {"server": {}, "organization": {}}
     for override in overrides:
-        if trim_text(override.get("Component")).casefold() != OVERRIDE_COMPONENT.casefold():
+        if trim_text(override.get("ComponentName")).casefold() != OVERRIDE_COMPONENT.casefold():
             continue
-        if trim_text(override.get("Section")).casefold() != OVERRIDE_SECTION.casefold():
+        if trim_text(override.get("SectionName")).casefold() != OVERRIDE_SECTION.casefold():
+            continue
+        if not _in_effect(override) or not _in_version_range(override, version):
             continue
         servers = _names(override.get("Server"))
-        if servers and not _applies_to(servers, identities):
+        if servers and not any(names_server(entry, server) for entry in servers):
             continue
         scope = scoped["server" if servers else "organization"]
         for key, values in _parameters(override).items():
@@ -139,18 +170,6 @@ def im_settings_from_overrides(overrides: Iterable[Mapping[str, Any]], server: s
 
 # --- judging the settings against the server's certificates ---------------------------------------
 
-CERTIFICATE_STATUSES = (
-    "DateInvalid",
-    "Invalid",
-    "PendingRequest",
-    "RevocationCheckFailure",
-    "Revoked",
-    "Unknown",
-    "Untrusted",
-    "Valid",
-)
-_STATUS_BY_FOLDED = {status.casefold(): status for status in CERTIFICATE_STATUSES}
-
 # The checks in the order they depend on each other: a check is only judged when the one it rests
 # on passed, so the first failing check is the reason (a malformed thumbprint is not also "no match").
 IM_CHECKS = (
@@ -160,28 +179,29 @@ IM_CHECKS = (
     "thumbprint_matches_certificate",
     "certificate_has_private_key",
     "certificate_valid_now",
-    "certificate_status_valid",
     "server_name_configured",
     "server_name_matches_pool",
 )
 
 
-def certificate_status(value: object) -> str:
-    """Get-ExchangeCertificate's Status as one of CERTIFICATE_STATUSES (anything else: Unknown)."""
-    return _STATUS_BY_FOLDED.get(trim_text(value).casefold(), "Unknown")
-
-
 @dataclass(frozen=True)
 class Certificate:
-    """One Exchange certificate, as far as the checks need it."""
+    """One Exchange certificate, as far as the checks need it.
 
-    thumbprint: str  # normalised: upper case, no surrounding whitespace
+    Everything but ``has_private_key`` comes from the certificate's DER (Get-ExchangeCertificate sends
+    only ``RawData`` over remoting); whether the server holds the private key is read from its
+    certificate store, None when that could not be read. Exchange's ``Status`` (chain validation) is
+    not on the wire at all (MicrosoftDocs/office-docs-powershell issues 3493, 4651, 5256), so no check
+    rests on it.
+    """
+
+    thumbprint: str  # upper-case hex SHA-1 of the DER
     subject_cn: str
+    dns_names: tuple[str, ...]
     not_before: dt.datetime | None
     not_after: dt.datetime | None
     has_private_key: bool | None
     public_key_size: int | None
-    status: str  # one of CERTIFICATE_STATUSES
 
 
 @dataclass(frozen=True)
@@ -205,10 +225,10 @@ def evaluate(
         matched = certificates.get(normalise_thumbprint(settings.certificate_thumbprint))
         checks["thumbprint_matches_certificate"] = matched is not None
     if matched is not None:
-        checks["certificate_has_private_key"] = matched.has_private_key is True
+        if matched.has_private_key is not None:  # None: the certificate store did not list it
+            checks["certificate_has_private_key"] = matched.has_private_key
         if matched.not_before is not None and matched.not_after is not None:
             checks["certificate_valid_now"] = matched.not_before <= now <= matched.not_after
-        checks["certificate_status_valid"] = matched.status == "Valid"
     checks["server_name_configured"] = bool(trim_text(settings.server_name))
     if checks["server_name_configured"] and pool_fqdn:
         checks["server_name_matches_pool"] = server_name_matches_pool(settings.server_name, pool_fqdn)

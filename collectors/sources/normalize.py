@@ -75,8 +75,32 @@ def _multi_valued_items(obj: Any, budget: "_Budget") -> list[str] | None:
                 root = SafeET.fromstring(raw)
             except Exception as exc:  # defusedxml raises several types for hostile input
                 raise ShapeError(f"unreadable multi-valued property: {type(exc).__name__}") from None
-            return [(child.text or "")[:MAX_STRING_CHARS] for child in list(root)[:MAX_LIST_ITEMS]]
+            return [_item_text(child)[:MAX_STRING_CHARS] for child in list(root)[:MAX_LIST_ITEMS]]
     return None
+
+
+class PlainObject(dict):
+    """A deserialised object's properties, plus its ToString (``text``; None when it sent none).
+
+    Exchange sends many properties as objects where a reader wants text: an ``Identity`` or ``Server``
+    is an ADObjectId, a version an ExchangeObjectVersion (captures in ../shared/captures). ``str()`` of
+    such a value, and a ``str`` field holding one, is its ToString, as PowerShell itself shows it.
+    """
+
+    def __init__(self, properties: Mapping[str, Any], text: str | None) -> None:
+        super().__init__(properties)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text if self.text is not None else super().__str__()
+
+
+def _item_text(element: Any) -> str:
+    """One item of a serialised list: a primitive's text, an object's ToString (e.g. an ADObjectId)."""
+    if element.tag == "Obj":
+        shown = element.find("ToString")
+        return (shown.text or "") if shown is not None else ""
+    return element.text or ""
 
 
 class _Budget:
@@ -125,7 +149,8 @@ def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
         for source in (adapted or {}, extended or {}):
             for key, item in source.items():
                 props[str(key)[:256]] = to_plain(item, depth + 1, budget)
-        return props
+        text = getattr(value, "to_string", None)
+        return PlainObject(props, text[:MAX_STRING_CHARS] if isinstance(text, str) else None)
     # Anything else (a UUID, a pypsrp helper object): its string form is the honest plain value.
     text = str(value)[:MAX_STRING_CHARS]
     budget.spend(len(text))
@@ -159,9 +184,15 @@ def _coerce(cmdlet: str, spec: Field, value: Any) -> Any:
     if kind == "any":
         return value
     if kind == "str":
-        if isinstance(value, (dict, list)):
+        if isinstance(value, PlainObject) and value.text is not None:
+            return value.text  # an object where text is wanted: its ToString
+        if isinstance(value, (dict, list, bytes)):
             raise ShapeError(f"{where}: expected text, got {type(value).__name__}")
         return str(value)
+    if kind == "bytes":
+        if isinstance(value, bytes):
+            return value
+        raise ShapeError(f"{where}: expected bytes, got {type(value).__name__}")
     if kind == "bool":
         if isinstance(value, bool):
             return value

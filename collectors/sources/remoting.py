@@ -9,6 +9,12 @@
 - Failures are typed (:class:`ErrorKind`); messages name host and cause and never a secret.
 - No answer is read past :data:`~collectors.sources.response_cap.MAX_RESPONSE_BYTES`: pypsrp reads every
   HTTP body whole into memory, so a lying server could otherwise make the exporter allocate gigabytes.
+- Kerberos asks for ``HTTP/<host>`` (what Windows' own WinRM client asks for; AD maps it to the
+  computer's HOST SPN), ``<host>`` being the URL's host unless ``spn_hostname`` says otherwise. A
+  credential's keys may come from a keytab: the exporter gets its own tickets into a cache it owns (in
+  memory unless told a path) and renews them before every run that would otherwise find them within
+  minutes of expiry, so no run fails because a ticket ran out between two runs. Authentication
+  failures (the KDC's and the server's) become ``kind=auth`` with what the operator should fix.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ from collectors.contract import (
     Shape,
     ShapeError,
 )
+from collectors.sources.kerberos import (
+    explain_auth_failure,
+    kerberos_identity,
+    short_error,
+    tickets_for,
+)
 from collectors.sources.normalize import convert_all
 from collectors.sources.response_cap import (
     ResponseTooLarge,
@@ -70,6 +82,10 @@ class EndpointSpec:
     tls_verify: bool = True
     ca_file: str | None = None
     encryption: str = "auto"
+    keytab_file: str | None = None  # Kerberos keys of ``username`` (the principal) instead of a password
+    ticket_cache: str | None = None  # with a keytab: where tickets are kept; alone: an existing cache ("env")
+    spn_hostname: str | None = None  # the host part of the SPN, when not the URL's host
+    spn_service: str = "HTTP"
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -132,7 +148,8 @@ class RemoteSession:
         for attempt in (1, 2):
             try:
                 pool = self._ensure_pool(deadline)
-                raw_output, errors, failed = self._invoke(pool, cmdlet, parameters, deadline)
+                raw_output, errors, failed = self._invoke(pool, cmdlet, parameters, deadline,
+                                                          shape.selected if shape.select else None)
                 break
             except CollectError:
                 self._close_pool(polite=False)
@@ -170,6 +187,14 @@ class RemoteSession:
     def _ensure_pool(self, deadline: Deadline) -> RunspacePool:
         if self._closed:
             raise CollectError(ErrorKind.UNREACHABLE, self.spec.where, "the exporter is shutting down; session closed")
+        if self.spec.keytab_file:
+            # Before every run, not only when a pool opens: a dropped connection re-authenticates
+            # with whatever the cache holds then.
+            try:
+                tickets_for(self.spec).fresh()
+            except Exception as exc:  # noqa: BLE001 - krb5 errors: the KDC's answer, a bad keytab
+                raise CollectError(ErrorKind.AUTH, self.spec.where,
+                                   self._redact(explain_auth_failure(exc, self.spec, force=True) or "")) from None
         if self._pool is not None:
             self._set_http_timeouts(deadline)
             return self._pool
@@ -178,19 +203,25 @@ class RemoteSession:
         verify: bool | str = spec.tls_verify
         if spec.tls_verify and spec.ca_file:
             verify = spec.ca_file
+        negotiate: dict[str, Any] = {}
+        if spec.auth in ("negotiate", "kerberos", "ntlm"):
+            negotiate["negotiate_service"] = spec.spn_service
+            if spec.spn_hostname:
+                negotiate["negotiate_hostname_override"] = spec.spn_hostname
         self._wsman = WSMan(
             server=parsed.hostname or "",
             port=parsed.port or (443 if parsed.scheme == "https" else 80),
             path=parsed.path.lstrip("/") or "wsman",
             ssl=parsed.scheme == "https",
-            username=spec.username,
-            password=spec.password,
+            username=kerberos_identity(spec),
+            password=spec.password or None,
             auth=spec.auth,
             cert_validation=verify,
             encryption=spec.encryption,
             # Monitoring traffic to servers on the LAN must not wander through a proxy.
             no_proxy=True,
             operation_timeout=20,
+            **negotiate,
         )
         cap_response_bodies(self._wsman, parsed.hostname or spec.url)
         self._set_http_timeouts(deadline)
@@ -202,12 +233,15 @@ class RemoteSession:
         return pool
 
     def _invoke(
-        self, pool: RunspacePool, cmdlet: str, parameters: dict[str, Any], deadline: Deadline
+        self, pool: RunspacePool, cmdlet: str, parameters: dict[str, Any], deadline: Deadline,
+        select: list[str] | None = None,
     ) -> tuple[list[Any], list[ErrorRecordInfo], bool]:
         ps = PowerShell(pool)
         ps.add_cmdlet(cmdlet)
         if parameters:
             ps.add_parameters(parameters)
+        if select:  # a second command of the same pipeline, still no script text
+            ps.add_cmdlet("Select-Object").add_parameter("Property", select)
         ps.begin_invoke()
         while ps.state == PSInvocationState.RUNNING:
             left = deadline.remaining()
@@ -265,7 +299,10 @@ class RemoteSession:
         kind: ErrorKind
         if isinstance(exc, CollectError):
             return exc
-        if isinstance(exc, ResponseTooLarge):
+        auth_problem = explain_auth_failure(exc, self.spec)
+        if auth_problem is not None:
+            kind, message = ErrorKind.AUTH, auth_problem
+        elif isinstance(exc, ResponseTooLarge):
             kind, message = ErrorKind.SHAPE, str(exc)
         elif isinstance(exc, AuthenticationError):
             kind, message = ErrorKind.AUTH, "authentication failed (HTTP 401)"
@@ -274,9 +311,9 @@ class RemoteSession:
         elif isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)):
             kind, message = ErrorKind.TIMEOUT, "no answer before the deadline"
         elif isinstance(exc, requests.exceptions.SSLError):
-            kind, message = ErrorKind.UNREACHABLE, f"TLS handshake failed: {_short(exc)}"
+            kind, message = ErrorKind.UNREACHABLE, f"TLS handshake failed: {short_error(exc)}"
         elif isinstance(exc, requests.exceptions.ConnectionError):
-            kind, message = ErrorKind.UNREACHABLE, f"cannot connect: {_short(exc)}"
+            kind, message = ErrorKind.UNREACHABLE, f"cannot connect: {short_error(exc)}"
         elif isinstance(exc, WSManFaultError):
             if exc.code == WSMAN_OPERATION_TIMEOUT:
                 kind = ErrorKind.TIMEOUT
@@ -290,15 +327,10 @@ class RemoteSession:
             kind, message = ErrorKind.UNREACHABLE, f"HTTP {exc.code} from the endpoint"
         elif isinstance(exc, (ET.ParseError, WinRMError, ValueError, KeyError, IndexError, TypeError, AttributeError)):
             # pypsrp could not make sense of the answer: broken SOAP, broken PSRP fragments.
-            kind, message = ErrorKind.SHAPE, f"unreadable answer ({type(exc).__name__}: {_short(exc)})"
+            kind, message = ErrorKind.SHAPE, f"unreadable answer ({type(exc).__name__}: {short_error(exc)})"
         else:
-            kind, message = ErrorKind.SHAPE, f"unexpected failure ({type(exc).__name__}: {_short(exc)})"
+            kind, message = ErrorKind.SHAPE, f"unexpected failure ({type(exc).__name__}: {short_error(exc)})"
         return CollectError(kind, where, self._redact(message))
-
-
-def _short(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc).replace("\n", " ")
-    return text[:limit]
 
 
 def _error_info(record: Any) -> ErrorRecordInfo:

@@ -43,6 +43,13 @@ class _CappedBody:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
 
+    # pypsrp binds Negotiate/Kerberos to the TLS channel (the server certificate's hash, which
+    # Windows requires with CbtHardeningLevel=Strict) only when the response "is" urllib3's
+    # HTTPResponse, read through ``_fp``: look like the wrapped response to isinstance().
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:  # noqa: D105
+        return type(self._raw)
+
     def _count(self, data: bytes) -> bytes:
         self._seen += len(data)
         if self._seen > self._limit:

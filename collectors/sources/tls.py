@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from collectors.contract import CollectError, ErrorKind
@@ -173,22 +171,6 @@ def _ssl_error_text(exc: SSL.Error) -> str:
 
 
 # --- reading a presented certificate (a cryptography object) --------------------------------------
-
-
-def thumbprint(cert: x509.Certificate) -> str:
-    """SHA-1 of the DER certificate, upper-case hex: what Get-ExchangeCertificate and the MMC show."""
-    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - an identifier, not a signature
-
-
-def certificate_cn(cert: x509.Certificate) -> str:
-    """The first CN of the certificate's subject, as the certificate holds it; "" when it has none.
-    (A subject written out as text, as cmdlets give it, is :func:`collectors.helpers.x509_names.subject_cn`'s.)"""
-    try:
-        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    except ValueError:  # a subject that does not parse
-        return ""
-    value = names[0].value if names else ""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def hostname_matches(cert: x509.Certificate, name: str) -> bool:

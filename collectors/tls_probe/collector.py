@@ -30,16 +30,11 @@ from collectors.contract import (
     MetricSpec,
     Sample,
 )
+from collectors.helpers.certificates import certificate_cn, thumbprint
 from collectors.helpers.durations import format_duration
 from collectors.helpers.names import fqdn, is_host
 from collectors.helpers.paths import check_ca_file
-from collectors.sources.tls import (
-    FAILURE_KINDS,
-    ProbeOutcome,
-    certificate_cn,
-    probe,
-    thumbprint,
-)
+from collectors.sources.tls import FAILURE_KINDS, ProbeOutcome, probe
 from collectors.tls_probe.targets import ProbeTarget, default_endpoints, parse_host_port
 
 MAX_ENDPOINTS = 16

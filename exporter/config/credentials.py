@@ -1,8 +1,11 @@
-"""The ``credentials`` section: user names, and passwords read from the environment or a file.
+"""The ``credentials`` section: user names, and passwords read from the environment or a file, or
+Kerberos keys (a keytab) or tickets (a ticket cache).
 
 Passwords are never written in the configuration itself; this module fetches them from where the
 file points (an environment variable or a secret file, relative to the configuration file) and
-says precisely why one cannot be had, without ever echoing a password.
+says precisely why one cannot be had, without ever echoing a password. It also reports what this
+installation cannot do (``auth: kerberos`` without gssapi, ``credssp`` without its package) and a
+keytab that is unreadable or lacks the credential's principal (see ``auth_support``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydantic import SecretStr
 
 from collectors.helpers.paths import FileRefused, read_small_file, resolve_path
 from collectors.helpers.values import yaml_type
+from exporter.config import auth_support
 from exporter.config.errors import Report
 from exporter.config.model import (
     ENV_NAME_RE,
@@ -55,9 +59,47 @@ def _load_credential(name: str, raw: Any, report: Report, passwords: _Passwords)
     model = report.validate(RawCredential, raw, path)
     # Read the password even if another key is wrong, so an unset variable shows up in the same run.
     password = passwords.read(raw, path, name)
-    if model is None or password is None:
+    if model is None:
         return None
-    return Credential(name=name, username=model.username, password=SecretStr(password), auth=model.auth)
+    password_based = model.password_env is not None or model.password_file is not None
+    problems_before = len(report.problems)
+    missing = auth_support.missing_for_auth(model.auth, password_based=password_based)
+    if missing:
+        report.problem(path + ("auth",), missing)
+    keytab = _check_keytab(model, path, report, passwords.base_dir) if model.keytab_file else None
+    cache = model.ticket_cache
+    if cache is not None and cache != "env" and not _typed_cache(cache):
+        cache = str(resolve_path(cache, None, passwords.base_dir))  # a plain path, relative to the config
+    if cache is not None and model.keytab_file is not None:
+        problem = auth_support.check_ticket_cache_target(cache)
+        if problem:
+            report.problem(path + ("ticket_cache",), problem)
+    if len(report.problems) > problems_before or (password_based and password is None):
+        return None
+    return Credential(name=name, username=model.username, password=SecretStr(password or ""), auth=model.auth,
+                      keytab_file=keytab, ticket_cache=cache)
+
+
+def _typed_cache(cache: str) -> bool:
+    kind, sep, _ = cache.partition(":")
+    return bool(sep) and kind.upper() in ("FILE", "DIR", "KEYRING", "KCM", "MEMORY")
+
+
+def _check_keytab(model: RawCredential, path: KeyPath, report: Report, base_dir: Path) -> str | None:
+    keytab = resolve_path(model.keytab_file or "", None, base_dir)
+    try:
+        principals = auth_support.keytab_principals(keytab)
+    except auth_support.KeytabError as exc:
+        report.problem(path + ("keytab_file",), str(exc))
+        return None
+    wanted = model.username
+    if not any(p.lower() == wanted.lower() for p in principals):
+        shown = ", ".join(principals[:5]) + (f" and {len(principals) - 5} more" if len(principals) > 5 else "")
+        report.problem(path + ("keytab_file",),
+                       f"keytab {str(keytab)!r} has no keys for {wanted} (it holds {shown}): set username to one "
+                       f"of those, or export the user's keys (ktpass /princ {wanted} /out ..., or ktutil addent)")
+        return None
+    return str(keytab)
 
 
 class _Passwords:

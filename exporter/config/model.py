@@ -9,6 +9,7 @@ of frozen dataclasses with every default filled in. Secrets are only ever held i
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from pydantic import (
 )
 
 from collectors.contract import CollectorSettings
-from collectors.helpers.names import is_host
+from collectors.helpers.names import is_host, is_host_name
 from collectors.helpers.paths import check_ca_file
 
 __all__ = [
@@ -102,11 +103,36 @@ class GlobalSettings(_FileModel):
         return fqdn if fqdn is None else _check_hostname(fqdn)
 
 
+_SPN_SERVICE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
+# What the exporter itself can tell about a ticket cache name: "env" (KRB5CCNAME, or the default),
+# a TYPE:residual name (FILE:, DIR:, KEYRING:, KCM:, MEMORY:) or a plain path (a FILE: cache).
+_CCACHE_TYPES = ("FILE", "DIR", "KEYRING", "KCM", "MEMORY")
+
+
 class RawCredential(_FileModel):
     username: str = Field(min_length=1)
     password_env: str | None = Field(default=None, min_length=1)
     password_file: str | None = Field(default=None, min_length=1)
+    # Kerberos without a password: the user's keys (the exporter gets and renews its own tickets),
+    # or a ticket cache someone else keeps filled (kinit, k5start, a sidecar).
+    keytab_file: str | None = Field(default=None, min_length=1)
+    ticket_cache: str | None = Field(default=None, min_length=1)
     auth: AuthMethod = "negotiate"
+
+    @field_validator("ticket_cache")
+    @classmethod
+    def _ticket_cache_shape(cls, cache: str | None) -> str | None:
+        if cache is None or cache == "env":
+            return cache
+        kind, sep, rest = cache.partition(":")
+        if sep and kind.upper() in _CCACHE_TYPES:
+            if not rest:
+                raise ValueError(f"{kind}: needs a name after the colon, e.g. FILE:/run/lync-owa-exporter/krb5cc")
+            return cache
+        if sep and len(kind) > 1:
+            raise ValueError(f"unknown ticket cache type {kind!r}; use env, a path, or one of "
+                             f"{', '.join(t + ':' for t in _CCACHE_TYPES)}")
+        return cache  # a path
 
     @field_validator("password_env")
     @classmethod
@@ -120,8 +146,27 @@ class RawCredential(_FileModel):
     def _exactly_one_password_source(self) -> RawCredential:
         if self.password_env is not None and self.password_file is not None:
             raise ValueError("set only one of password_env or password_file, not both")
-        if self.password_env is None and self.password_file is None:
-            raise ValueError("set one of password_env or password_file (inline passwords are not allowed)")
+        has_password = self.password_env is not None or self.password_file is not None
+        if has_password and self.keytab_file is not None:
+            raise ValueError("set either a password (password_env or password_file) or keytab_file, not both")
+        if has_password and self.ticket_cache is not None:
+            raise ValueError("ticket_cache goes with keytab_file or alone (an existing cache), not with a password")
+        if not has_password and self.keytab_file is None and self.ticket_cache is None:
+            raise ValueError("set one of password_env, password_file, keytab_file or ticket_cache "
+                             "(inline passwords are not allowed)")
+        if (self.keytab_file is not None or self.ticket_cache is not None) and self.auth not in ("kerberos",
+                                                                                                  "negotiate"):
+            source = "keytab_file" if self.keytab_file is not None else "ticket_cache"
+            raise ValueError(f"{source} holds Kerberos keys or tickets: it needs auth: kerberos (or negotiate), "
+                             f"not {self.auth}")
+        if self.keytab_file is not None and self.ticket_cache is not None:
+            if self.ticket_cache == "env":
+                raise ValueError("with keytab_file, ticket_cache names where the exporter keeps its tickets "
+                                 "(a writable path or MEMORY:name); 'env' is for an existing cache")
+        if self.keytab_file is not None or self.ticket_cache is not None:
+            if "@" not in self.username:
+                raise ValueError("with keytab_file or ticket_cache, username is the Kerberos principal: "
+                                 "user@REALM (e.g. svc-lyncmon@CONTOSO.COM)")
         return self
 
 
@@ -131,6 +176,25 @@ class RawEndpoint(_FileModel):
     tls_verify: bool = True
     ca_file: str | None = Field(default=None, min_length=1)
     encryption: Encryption = "auto"
+    # Kerberos asks the KDC for a ticket to SERVICE/HOST: by default HTTP/<the URL's host>. Set
+    # spn_hostname when the URL names an address, a CNAME or a load-balanced name that has no SPN.
+    spn_hostname: str | None = None
+    spn_service: str = "HTTP"
+
+    @field_validator("spn_hostname")
+    @classmethod
+    def _spn_hostname_shape(cls, name: str | None) -> str | None:
+        if name is not None and (not is_host_name(name) or is_host(name) and _is_ip(name)):
+            raise ValueError("must be the DNS name the SPN is registered for (e.g. ex01.contoso.com), "
+                             "without scheme, port, path or the service prefix")
+        return name
+
+    @field_validator("spn_service")
+    @classmethod
+    def _spn_service_shape(cls, service: str) -> str:
+        if not _SPN_SERVICE_RE.fullmatch(service):
+            raise ValueError("must be the service class of the SPN, e.g. HTTP (letters, digits, '-')")
+        return service
 
     @field_validator("url")
     @classmethod
@@ -185,8 +249,10 @@ class RawTarget(_FileModel):
 class Credential:
     name: str
     username: str
-    password: SecretStr  # SecretStr keeps the value out of repr, str and pydantic errors
+    password: SecretStr  # SecretStr keeps the value out of repr, str and pydantic errors; empty without one
     auth: AuthMethod = "negotiate"
+    keytab_file: str | None = None  # resolved path
+    ticket_cache: str | None = None  # as configured ("env", TYPE:name, or a resolved path)
 
 
 @dataclass(frozen=True)
@@ -197,6 +263,8 @@ class Endpoint:
     tls_verify: bool = True
     ca_file: str | None = None
     encryption: Encryption = "auto"
+    spn_hostname: str | None = None
+    spn_service: str = "HTTP"
 
     @classmethod
     def of(cls, kind: EndpointKind, host: str, raw: RawEndpoint | None) -> Endpoint:
@@ -214,6 +282,8 @@ class Endpoint:
             tls_verify=raw.tls_verify,
             ca_file=raw.ca_file,
             encryption=raw.encryption,
+            spn_hostname=raw.spn_hostname,
+            spn_service=raw.spn_service,
         )
 
 
@@ -296,6 +366,14 @@ class Config:
 # --------------------------------------------------------------------------------------------------
 # Value checks
 # --------------------------------------------------------------------------------------------------
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_url(url: str) -> None:

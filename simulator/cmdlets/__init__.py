@@ -6,19 +6,31 @@ the cmdlet, or None (then the caller raises CommandNotFoundException, as PowerSh
 
 from __future__ import annotations
 
-from simulator.cmdlets import eventlog, exchange, items, lync, system  # noqa: F401  (register handlers)
+from simulator import replay
+from simulator.cmdlets import eventlog, exchange, items, lync, select, system  # noqa: F401  (register handlers)
 from simulator.cmdlets.base import REGISTRY, Cmdlet, Invocation, Output
 from simulator.estate import HostView
 
 WINDOWS_ENDPOINT, EXCHANGE_ENDPOINT = "windows", "exchange"
+# A restricted (JEA, no-language) endpoint always exposes these besides its visible cmdlets (proxy
+# functions of PowerShell's restricted session: CommandMetadata.GetRestrictedCommands; e.g. Lee
+# Holmes' PowerShell Cookbook, Inventory.ps1, lists them on such an endpoint).
+ALWAYS_VISIBLE = {"select-object", "measure-object", "get-command", "get-formatdata", "get-help", "out-default",
+                  "exit-pssession"}
 
 
 def find(name: str, endpoint: str, view: HostView, visible: list[str] | None = None) -> Cmdlet | None:
-    """The cmdlet ``name`` as this host and endpoint expose it; ``visible`` limits a JEA endpoint."""
+    """The cmdlet ``name`` as this host and endpoint expose it; ``visible`` limits a JEA endpoint.
+
+    A cmdlet the scenario replays on this host (``replay:``) answers from its capture instead.
+    """
+    if visible is not None and name.lower() not in {v.lower() for v in visible} | ALWAYS_VISIBLE:
+        return None
+    replayed = replay.find(name, endpoint, view)
+    if replayed is not None:
+        return replayed
     found = REGISTRY.get(name.lower())
     if found is None:
-        return None
-    if visible is not None and found.name.lower() not in {v.lower() for v in visible}:
         return None
     if endpoint == EXCHANGE_ENDPOINT:
         if found.family != "exchange":

@@ -78,6 +78,8 @@ class Invocation:
     params: dict[str, Any]
     view: HostView
     out: Output
+    # What the previous command of a pipeline wrote (``X | Select-Object``); None when first.
+    input: list[Any] | None = None
 
     def has(self, name: str) -> bool:
         return name in self.params

@@ -7,6 +7,7 @@ import fnmatch
 from typing import Any
 
 from simulator import errors, psobjects
+from simulator.clixml import EnumFactory
 from simulator.cmdlets.base import (
     ANY,
     HASHTABLE,
@@ -136,11 +137,15 @@ def _record(inv: Invocation, record_id: int, when: dt.datetime, event) -> Any:
         Param("Force", SWITCH),
         Param("ComputerName", STRING, aliases=("Cn",)),
         Param("Credential", ANY),
+        Param("ListLog", STRINGS),
     ),
 )
 def get_win_event(inv: Invocation) -> None:
-    exclusive(inv, ("FilterHashtable",), ("LogName", "ProviderName", "FilterXPath"))
+    exclusive(inv, ("FilterHashtable",), ("LogName", "ProviderName", "FilterXPath"), ("ListLog",))
     view = inv.view
+    if inv.has("ListLog"):
+        _list_logs(inv)
+        return
     records = [
         {"record_id": rid, "time": when, "log": e.log, "provider": e.provider, "id": e.id, "level": e.level,
          "task": e.task, "event": e}
@@ -189,3 +194,68 @@ def get_win_event(inv: Invocation) -> None:
         return
     for r in matched:
         inv.out.write(_record(inv, r["record_id"], r["time"], r["event"]))
+
+
+# ------------------------------------------------------------ Get-WinEvent -ListLog
+
+_LOG_ISOLATION = {"application": ("Application", 0), "system": ("System", 1)}
+# Windows' default DACL of the Application log (wevtutil gl Application: channelAccess).
+_APPLICATION_SDDL = ("O:BAG:SYD:(A;;0x2;;;S-1-15-2-1)(A;;0xf0007;;;SY)(A;;0x7;;;BA)(A;;0x7;;;SO)(A;;0x3;;;IU)"
+                     "(A;;0x3;;;SU)(A;;0x3;;;S-1-5-3)(A;;0x3;;;S-1-5-33)(A;;0x1;;;S-1-5-32-573)")
+
+
+def _list_logs(inv: Invocation) -> None:
+    """EventLogConfiguration objects in the shape of the captures
+    (../shared/captures/exchange/E15, E16/GetWinEventApplication.xml: Get-WinEvent -ListLog
+    Application): the log's configuration as properties, its file's state as notes."""
+    view = inv.view
+    records = view.events()
+    logs = sorted({e.log for _, _, e in records} | set(_STANDARD_LOGS), key=str.lower)
+    for pattern in inv.get("ListLog"):
+        matched = [log for log in logs if fnmatch.fnmatchcase(log.lower(), pattern.lower())]
+        if not matched:
+            inv.out.error(errors.no_matching_logs(pattern))
+        for log in matched:
+            inv.out.write(_log_configuration(inv, log, [(rid, when, e) for rid, when, e in records if e.log == log]))
+
+
+def _log_configuration(inv: Invocation, log: str, records: list) -> Any:
+    enums = EnumFactory()
+    isolation = _LOG_ISOLATION.get(log.lower(), ("Custom", 2) if log not in _STANDARD_LOGS else ("Application", 0))
+    providers = psobjects.PSList(sorted({e.provider for _, _, e in records} | ({"Application", "Application Error"}
+                                                                              if log == "Application" else set())))
+    providers.PSObject.type_names = ["System.String[]", "System.Array", "System.Object"]
+    newest = max((when for _, when, _ in records), default=inv.view.started_at)
+    return psobjects.ps_object(
+        ["System.Diagnostics.Eventing.Reader.EventLogConfiguration", "System.Object"],
+        adapted={
+            "LogName": log,
+            "LogType": enums("System.Diagnostics.Eventing.Reader.EventLogType", "Administrative", 0),
+            "LogIsolation": enums("System.Diagnostics.Eventing.Reader.EventLogIsolation", *isolation),
+            "IsEnabled": True,
+            "IsClassicLog": True,
+            "SecurityDescriptor": _APPLICATION_SDDL,
+            "LogFilePath": f"%SystemRoot%\\System32\\Winevt\\Logs\\{log.replace('/', '%4')}.evtx",
+            "MaximumSizeInBytes": psobjects.int64(20 * 1024 * 1024),
+            "LogMode": enums("System.Diagnostics.Eventing.Reader.EventLogMode", "Circular", 0),
+            "OwningProviderName": "",
+            "ProviderNames": providers,
+            "ProviderLevel": None,
+            "ProviderKeywords": None,
+            "ProviderBufferSize": 64,
+            "ProviderMinimumNumberOfBuffers": 0,
+            "ProviderMaximumNumberOfBuffers": 64,
+            "ProviderLatency": 1000,
+            "ProviderControlGuid": None,
+        },
+        # Get-WinEvent -ListLog adds the log file's state as notes (as in the captures).
+        extended={
+            "FileSize": psobjects.int64(69632 + 4096 * len(records)),
+            "IsLogFull": False,
+            "LastAccessTime": inv.view.local_dt(newest),
+            "LastWriteTime": inv.view.local_dt(newest),
+            "OldestRecordNumber": psobjects.int64(min((rid for rid, _, _ in records), default=0)),
+            "RecordCount": psobjects.int64(len(records)),
+        },
+        to_string="System.Diagnostics.Eventing.Reader.EventLogConfiguration",
+    )

@@ -9,11 +9,14 @@ up to 2016 (Exchange 2019 removed Unified Messaging).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
 
-from simulator import errors, psobjects
+from simulator import certs, errors, psobjects
+from simulator.cmdlets import certificates, exchange_objects
 from simulator.cmdlets.base import STRING, SWITCH, Invocation, Param, cmdlet
 from simulator.estate import HostView
-from simulator.scenario_model import ExchangeCertificate, ExchangeOrg, Host
+from simulator.scenario_model import ExchangeOrg, Host
 
 _SYSCONF = "Microsoft.Exchange.Data.Directory.SystemConfiguration"
 _TASKS = "Microsoft.Exchange.Management.SystemConfigurationTasks"
@@ -64,19 +67,6 @@ def _find_server(inv: Invocation, wanted: str) -> tuple[str, Host] | None:
     return None
 
 
-def _admin_version(build: str) -> str:
-    parts = build.split(".")
-    return f"Version {parts[0]}.{parts[1]} (Build {'.'.join(parts[2:])})" if len(parts) >= 3 else build
-
-
-def _cert_status(inv: Invocation, cert: ExchangeCertificate) -> str:
-    if cert.status is not None:
-        return cert.status
-    start, end = inv.view.at(cert.not_before), inv.view.at(cert.not_after)
-    now = inv.view.now
-    return "Valid" if (start is None or start <= now) and (end is None or now <= end) else "DateInvalid"
-
-
 @cmdlet(
     "Get-ExchangeCertificate",
     f"{_TASKS}.GetExchangeCertificate",
@@ -84,60 +74,57 @@ def _cert_status(inv: Invocation, cert: ExchangeCertificate) -> str:
     params=(Param("Thumbprint", STRING, position=0, aliases=("Identity",)), Param("Server", STRING), _DC),
 )
 def get_exchange_certificate(inv: Invocation) -> None:
+    """The server's installed Exchange certificates, as the wire carries them: RawData (the DER) and
+    a SerializationData note (exchange_objects.exchange_certificate). -Thumbprint/-Identity
+    ("EX01\\THUMB" too) selects one by the DER's SHA-1."""
     view = inv.view
     found = _find_server(inv, inv.get("Server")) if inv.has("Server") else (view.name, view.host)
     if found is None:
         return
-    server, host = found
-    wanted = (inv.get("Thumbprint") or "").split("\\")[-1].lower()
-    for cert in host.exchange.certificates.values():
-        if wanted and cert.thumbprint.lower() != wanted:
+    server, _ = found
+    wanted = (inv.get("Thumbprint") or "").split("\\")[-1].strip().lower()
+    for cert in certificates.of_host(view, server, kind="exchange"):
+        if not cert.installed or (wanted and cert.thumbprint.lower() != wanted):
             continue
-        inv.out.write(psobjects.ps_object(
-            [f"{_TASKS}.ExchangeCertificate",
-             "System.Security.Cryptography.X509Certificates.X509Certificate2",
-             "System.Security.Cryptography.X509Certificates.X509Certificate", "System.Object"],
-            adapted={
-                "AccessRules": None,
-                "CertificateDomains": psobjects.multi_valued(
-                    cert.domains, "Microsoft.Exchange.Data.SmtpDomainWithSubdomains, Microsoft.Exchange.Data, "
-                    "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35"),
-                "HasPrivateKey": cert.has_private_key,
-                "IsSelfSigned": cert.is_self_signed,
-                "Issuer": cert.issuer or cert.subject,
-                "NotAfter": view.local_dt(cert.not_after),
-                "NotBefore": view.local_dt(cert.not_before),
-                "PublicKeySize": cert.public_key_size,
-                "RootCAType": psobjects.enum_member(psobjects.CertificateAuthorityType, cert.root_ca_type),
-                "SerialNumber": cert.serial_number,
-                "Services": psobjects.flags(psobjects.AllowedServices, cert.services),
-                "Status": psobjects.enum_member(psobjects.CertificateStatus, _cert_status(inv, cert)),
-                "Subject": cert.subject,
-                "Thumbprint": cert.thumbprint,
-                "FriendlyName": cert.friendly_name,
-                "Identity": f"{_short(server)}\\{cert.thumbprint}",
-                "Version": 3,
-            },
-            to_string=f"[Subject]\r\n  {cert.subject}\r\n\r\n[Thumbprint]\r\n  {cert.thumbprint}\r\n",
-        ))
+        inv.out.write(exchange_objects.exchange_certificate(cert.generated.der,
+                                                            certs.to_string(cert.generated, view.tz)))
 
 
 @cmdlet("Get-AuthConfig", f"{_TASKS}.GetAuthConfig", "exchange", params=(_DC,))
 def get_auth_config(inv: Invocation) -> None:
+    """The organisation's AuthConfig (../shared/captures/exchange/E15, E16/GetAuthConfig.xml): unset
+    thumbprints are empty strings, an unset NextCertificateEffectiveDate is Nil, as in the captures."""
+    view = inv.view
     auth = _org(inv).auth_config
-    inv.out.write(psobjects.ps_object(
-        [f"{_SYSCONF}.AuthConfig", f"{_SYSCONF}.ADContainer"] + _AD_BASE,
-        adapted={
-            "CurrentCertificateThumbprint": auth.current_certificate_thumbprint,
-            "PreviousCertificateThumbprint": auth.previous_certificate_thumbprint,
-            "NextCertificateThumbprint": auth.next_certificate_thumbprint,
-            "NextCertificateEffectiveDate": inv.view.local_dt(auth.next_certificate_effective_date),
-            "ServiceName": auth.service_name,
-            "Realm": auth.realm,
-            "Name": "Auth Configuration",
-            "Identity": "Auth Configuration",
-        },
-        to_string="Auth Configuration",
+    version = view.host.exchange.version
+    build = exchange_objects.ObjectBuilder(view)
+
+    def thumbprint(text: str | None) -> str:
+        return certificates.resolve(text, view) or ""
+
+    own: dict[str, Any] = {
+        "CurrentCertificateThumbprint": thumbprint(auth.current_certificate_thumbprint),
+        "PreviousCertificateThumbprint": thumbprint(auth.previous_certificate_thumbprint),
+        "NextCertificateThumbprint": thumbprint(auth.next_certificate_thumbprint),
+        "NextCertificateEffectiveDate": view.local_dt(auth.next_certificate_effective_date),
+        "ServiceName": auth.service_name,
+        "Realm": auth.realm,
+    }
+    if exchange_objects.shape_version(version) >= 2016:
+        own.update({"DeploymentId": "", "IssuerIdentifier": ""})
+    name = "Auth Configuration"
+    inv.out.write(build.ad_object(
+        [f"{_SYSCONF}.AuthConfig", f"{_SYSCONF}.ADConfigurationObject", *exchange_objects.AD_BASE_TYPES],
+        own,
+        name=name,
+        dn=f"CN={name},{build.org_dn}",
+        identity_shown=name,
+        identity_parent=build.organization,
+        schema_class="ms-Exch-Auth-Auth-Config",
+        object_classes=["top", "container", "msExchContainer", "msExchAuthAuthConfig"],
+        exchange_version=(0, 20, "15.0.0.0"),
+        version=version,
+        name_first=True,
     ))
 
 
@@ -154,6 +141,8 @@ def get_auth_config(inv: Invocation) -> None:
     ),
 )
 def get_owa_virtual_directory(inv: Invocation) -> None:
+    """OWA virtual directories in the shape of the answering server's version
+    (exchange_objects.OWA_VIRTUAL_DIRECTORY; ../shared/captures/exchange/E15, E16)."""
     if inv.has("Server"):
         found = _find_server(inv, inv.get("Server"))
         servers = [found] if found else []
@@ -161,6 +150,7 @@ def get_owa_virtual_directory(inv: Invocation) -> None:
         servers = list(_servers(inv.view))
     identity = (inv.get("Identity") or "").lower()
     show_backend = bool(inv.get("ShowMailboxVirtualDirectories")) or bool(identity)
+    version = inv.view.host.exchange.version
     for server, host in servers:
         for name, vdir in host.exchange.owa_virtual_directories.items():
             full_identity = f"{_short(server)}\\{name}"
@@ -168,25 +158,45 @@ def get_owa_virtual_directory(inv: Invocation) -> None:
                 continue
             if vdir.website.lower() == "exchange back end" and not show_backend:
                 continue
-            inv.out.write(psobjects.ps_object(
-                [f"{_SYSCONF}.ADOwaVirtualDirectory", f"{_SYSCONF}.ExchangeWebAppVirtualDirectory",
-                 f"{_SYSCONF}.ADExchangeServiceVirtualDirectory", f"{_SYSCONF}.ADVirtualDirectory"] + _AD_BASE,
-                adapted={
-                    "Name": name,
-                    "Server": _short(server),
-                    "Identity": full_identity,
-                    "WebSite": vdir.website,
-                    "InstantMessagingEnabled": vdir.instant_messaging_enabled,
-                    "InstantMessagingType": psobjects.enum_member(
-                        psobjects.InstantMessagingTypeOptions, vdir.instant_messaging_type),
-                    "InstantMessagingServerName": vdir.instant_messaging_server_name,
-                    "InstantMessagingCertificateThumbprint": vdir.instant_messaging_certificate_thumbprint,
-                    "InternalUrl": psobjects.uri(vdir.internal_url),
-                    "ExternalUrl": psobjects.uri(vdir.external_url),
-                    "AdminDisplayVersion": _admin_version(host.exchange.build),
-                },
-                to_string=full_identity,
-            ))
+            inv.out.write(_owa_virtual_directory(inv, server, host, name, vdir, version))
+
+
+def _owa_virtual_directory(inv: Invocation, server: str, host: Host, name: str, vdir: Any, version: int) -> Any:
+    build = exchange_objects.ObjectBuilder(inv.view)
+    short = _short(server)
+    server_dn = (f"CN={short},CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),"
+                 f"CN=Administrative Groups,{build.org_dn}")
+    site_number = 2 if vdir.website.lower() == "exchange back end" else 1
+    own = build.table(exchange_objects.OWA_VIRTUAL_DIRECTORY, version, {
+        "ServerName": short,
+        "InstantMessagingCertificateThumbprint":
+            certificates.resolve(vdir.instant_messaging_certificate_thumbprint, inv.view, server) or "",
+        "InstantMessagingServerName": vdir.instant_messaging_server_name or "",
+        "InstantMessagingEnabled": vdir.instant_messaging_enabled,
+        "InstantMessagingType": build.enum(
+            f"{_SYSCONF}.InstantMessagingTypeOptions", vdir.instant_messaging_type,
+            exchange_objects.INSTANT_MESSAGING_TYPES[vdir.instant_messaging_type]),
+        "Name": name,
+        "MetabasePath": f"IIS://{server}/W3SVC/{site_number}/ROOT/owa",
+        "WebSite": vdir.website,
+        "AdminDisplayVersion": build.server_version(host.exchange.build),
+        "Server": build.ad_object_id(server_dn, short, "Servers"),
+        "InternalUrl": exchange_objects.uri(vdir.internal_url),
+        "ExternalUrl": exchange_objects.uri(vdir.external_url),
+    })
+    return build.ad_object(
+        exchange_objects.OWA_VIRTUAL_DIRECTORY_TYPES,
+        own,
+        name=name,
+        dn=f"CN={name},CN=HTTP,CN=Protocols,{server_dn}",
+        identity_shown=f"{short}\\{name}",
+        identity_parent="HTTP",
+        schema_class="ms-Exch-OWA-Virtual-Directory",
+        object_classes=["top", "msExchVirtualDirectory", "msExchOWAVirtualDirectory"],
+        exchange_version=(0, 10, "14.0.100.0"),
+        version=version,
+        object_state="Changed",
+    )
 
 
 @cmdlet(
@@ -270,24 +280,52 @@ def get_client_access_service(inv: Invocation) -> None:
     available=_version(2016, 2019),
 )
 def get_setting_override(inv: Invocation) -> None:
+    """Setting overrides (../shared/captures/exchange/E19/GetSettingOverride.xml): ComponentName,
+    SectionName, Parameters (a MultiValuedProperty of "Key=Value"), Server Nil for an
+    organisation-wide override, Status an enum (Accepted), XmlRaw the stored form. ``${cert:...}``
+    in a parameter becomes the certificate's thumbprint."""
     identity = (inv.get("Identity") or "").lower()
+    view = inv.view
     for name, override in _org(inv).setting_overrides.items():
         if identity and identity != name.lower():
             continue
-        inv.out.write(psobjects.ps_object(
-            [f"{_SYSCONF}.SettingOverride"] + _AD_BASE,
-            adapted={
-                "Name": name,
-                "Identity": name,
-                "Component": override.component,
-                "Section": override.section,
-                "Parameters": psobjects.multi_valued(override.parameters),
-                "Server": psobjects.multi_valued(override.servers),
-                "Reason": override.reason,
-                "MinVersion": override.min_version,
-                "MaxVersion": override.max_version,
-            },
-            to_string=name,
+        build = exchange_objects.ObjectBuilder(view)
+        parameters = [certificates.resolve(p, view) or "" for p in override.parameters]
+        modified_by = f"{build.domain}/Users/Administrator"
+        xml_raw = (f"<S CN={quoteattr(override.component)} SN={quoteattr(override.section)} "
+                   f"MB={quoteattr(modified_by)} R={quoteattr(override.reason)}><Ps>"
+                   + "".join(f"<P>{escape(p)}</P>" for p in parameters) + "</Ps></S>")
+        own = {
+            "ComponentName": override.component,
+            "SectionName": override.section,
+            "AppId": "",
+            "FlightName": None,
+            "ModifiedBy": modified_by,
+            "Reason": override.reason,
+            # System.Version in Exchange (Nil in the capture: unset there).
+            "MinVersion": exchange_objects.version_or_nil(override.min_version),
+            "MaxVersion": exchange_objects.version_or_nil(override.max_version),
+            "FixVersion": None,
+            # Nil for an organisation-wide override (the capture); a server-scoped one carries its
+            # servers as a MultiValuedProperty of names (not in any capture).
+            "Server": build.strings(override.servers) if override.servers else None,
+            "IsFlight": False,
+            "Parameters": build.strings(parameters),
+            "Status": build.enum(f"{_SYSCONF}.ConfigurationSettings.SettingOverrideStatus", "Accepted", 3),
+            "XmlRaw": xml_raw,
+        }
+        inv.out.write(build.ad_object(
+            [f"{_SYSCONF}.ConfigurationSettings.SettingOverride", f"{_SYSCONF}.ADConfigurationObject",
+             *exchange_objects.AD_BASE_TYPES],
+            own,
+            name=name,
+            dn=f"CN={name},CN=Setting Overrides,CN=Global Settings,{build.org_dn}",
+            identity_shown=name,
+            identity_parent="Setting Overrides",
+            schema_class="ms-Exch-Config-Settings",
+            object_classes=["top", "msExchConfigSettings"],
+            exchange_version=(0, 1, "8.0.535.0"),
+            version=view.host.exchange.version,
         ))
 
 

@@ -12,9 +12,10 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from psrpcore.types import PSDict
+from psrpcore.types import PSDateTime, PSDict
 
 from simulator import psobjects
+from simulator.cmdlets import certificates
 from simulator.cmdlets.base import STRING, STRINGS, SWITCH, Invocation, Param, cmdlet
 from simulator.scenario_model import LyncTopology
 
@@ -155,29 +156,32 @@ def get_access_edge_configuration(inv: Invocation) -> None:
     params=(Param("Type", STRINGS), Param("Identity", STRING, position=0), Param("Report", STRING)),
 )
 def get_cs_certificate(inv: Invocation) -> None:
+    """The certificates assigned to this server's uses. Thumbprint, subject, issuer, serial and
+    validity are the generated certificate's (simulator/cmdlets/certificates.py), so they agree with
+    Cert:\\LocalMachine\\My; a use whose certificate is not installed is not listed."""
     view = inv.view
-    certs = view.host.lync.certificates if view.host.lync else {}
     uses = {u.lower() for u in inv.get("Type") or []}
-    for cert in certs.values():
-        if uses and cert.use.lower() not in uses:
+    for entry in certificates.of_host(view, kind="lync"):
+        cert, gen = entry.model, entry.generated
+        if not entry.installed or (uses and cert.use.lower() not in uses):
             continue
         inv.out.write(psobjects.ps_object(
             ["Microsoft.Rtc.Management.Deployment.Core.Certificate", "System.Object"],
             adapted={
-                "Issuer": cert.issuer,
-                "NotAfter": view.local_dt(cert.not_after),
-                "NotBefore": view.local_dt(cert.not_before),
-                "SerialNumber": cert.serial_number,
-                "Subject": cert.subject,
+                "Issuer": gen.issuer,
+                "NotAfter": PSDateTime(gen.not_after.astimezone(view.tz)),
+                "NotBefore": PSDateTime(gen.not_before.astimezone(view.tz)),
+                "SerialNumber": gen.serial_hex,
+                "Subject": gen.subject,
                 "AlternativeNames": psobjects.string_list(cert.alternative_names),
-                "Thumbprint": cert.thumbprint,
+                "Thumbprint": gen.thumbprint,
                 "EffectiveDate": view.local_dt(cert.effective_date),
-                "PreviousThumbprint": cert.previous_thumbprint,
+                "PreviousThumbprint": certificates.resolve(cert.previous_thumbprint, view),
                 "UpdateTime": view.local_dt(cert.update_time),
                 "Use": cert.use,
                 "SourceScope": cert.source_scope,
             },
-            to_string=cert.thumbprint,
+            to_string=gen.thumbprint,
         ))
 
 

@@ -14,7 +14,7 @@ import ntpath
 import re
 
 from simulator.clock import TimeSpec, parse_time
-from simulator.cmdlets import webconfig
+from simulator.cmdlets import certificates, webconfig
 from simulator.estate import HostView
 
 FILESYSTEM, REGISTRY, CERTIFICATE, UNKNOWN = "FileSystem", "Registry", "Certificate", "Unknown"
@@ -106,7 +106,9 @@ class FileSystem:
                 self._add(item)
         exchange = view.host.exchange
         if exchange is not None:
-            text = webconfig.render(exchange)
+            im = exchange.web_config_im
+            thumbprint = certificates.resolve(im.certificate_thumbprint, view) if im is not None else None
+            text = webconfig.render(exchange, thumbprint)
             self._add(FsItem(_fs_norm(webconfig.path_of(exchange)), False, self._t(parse_time("-400d")),
                              self._t(parse_time("-30d")), len(text.encode("utf-8")), text))
         for item in list(self.items.values()):
@@ -158,37 +160,4 @@ class Registry:
 
 
 # ---------------------------------------------------------------- Certificate (LocalMachine)
-
-
-@dataclasses.dataclass
-class StoreCert:
-    thumbprint: str
-    subject: str
-    issuer: str
-    friendly_name: str
-    serial_number: str
-    not_before: dt.datetime | None
-    not_after: dt.datetime | None
-    has_private_key: bool
-    dns_names: list[str]
-
-
-def machine_certificates(view: HostView) -> list[StoreCert]:
-    """Cert:\\LocalMachine\\My: the Exchange and Lync certificates of the host plus any extra ones."""
-    certs: dict[str, StoreCert] = {}
-    host = view.host
-    if host.exchange is not None:
-        for c in host.exchange.certificates.values():
-            certs.setdefault(c.thumbprint.upper(), StoreCert(
-                c.thumbprint, c.subject, c.issuer or c.subject, c.friendly_name, c.serial_number,
-                view.at(c.not_before), view.at(c.not_after), c.has_private_key, list(c.domains)))
-    if host.lync is not None:
-        for c in host.lync.certificates.values():
-            certs.setdefault(c.thumbprint.upper(), StoreCert(
-                c.thumbprint, c.subject, c.issuer, "", c.serial_number, view.at(c.not_before),
-                view.at(c.not_after), True, list(c.alternative_names)))
-    for c in host.windows.certificates.values():
-        certs.setdefault(c.thumbprint.upper(), StoreCert(
-            c.thumbprint, c.subject, c.issuer or c.subject, c.friendly_name, c.serial_number,
-            view.at(c.not_before), view.at(c.not_after), c.has_private_key, list(c.dns_names)))
-    return list(certs.values())
+# Cert:\\LocalMachine\\My is simulator/cmdlets/certificates.py's machine_store(): real certificates.

@@ -36,12 +36,15 @@ def path_of(exchange: ExchangeServer) -> str:
     return exchange.install_path.rstrip("\\") + r"\ClientAccess\Owa\web.config"
 
 
-def render(exchange: ExchangeServer) -> str:
+def render(exchange: ExchangeServer, certificate_thumbprint: str | None = None) -> str:
+    """The file; ``certificate_thumbprint`` is ``web_config_im.certificate_thumbprint`` with its
+    ``${cert:...}`` references resolved (simulator/cmdlets/certificates.py)."""
     lines = []
     im = exchange.web_config_im
     if exchange.version == 2013 and im is not None:
         if im.certificate_thumbprint is not None:
-            lines.append(f'    <add key="IMCertificateThumbprint" value={quoteattr(im.certificate_thumbprint)} />\n')
+            value = certificate_thumbprint if certificate_thumbprint is not None else im.certificate_thumbprint
+            lines.append(f'    <add key="IMCertificateThumbprint" value={quoteattr(value)} />\n')
         if im.server_name is not None:
             lines.append(f'    <add key="IMServerName" value={quoteattr(im.server_name)} />\n')
     # Windows text files: CRLF line ends.

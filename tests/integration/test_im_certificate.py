@@ -32,13 +32,17 @@ PROBLEM = "lync_owa_im_settings_problem"
 SOURCE = "lync_owa_im_settings_source_info"
 IM_NOT_AFTER = "lync_owa_im_certificate_not_after_timestamp_seconds"
 CERT_NOT_AFTER = "lync_owa_exchange_certificate_not_after_timestamp_seconds"
-CERT_STATUS = "lync_owa_exchange_certificate_status"
+CERT_PRIVATE_KEY = "lync_owa_exchange_certificate_has_private_key"
 AUTH_FOUND = "lync_owa_exchange_auth_certificate_found"
 AUTH_NOT_AFTER = "lync_owa_exchange_auth_certificate_not_after_timestamp_seconds"
 
-EX01_IM_THUMBPRINT = "74D4289D432CCF279E83886B413062367B198913"
-EX01_RENEWED_THUMBPRINT = "CC745AC48B55E489185367FEBDAB1B371F544ECA"
+MAIL, AUTH = "mail.contoso.com", "Microsoft Exchange Server Auth Certificate"
 DAY = 86400.0
+
+
+def thumbprints(exported: Snapshot) -> dict[str, str]:
+    """subject CN -> thumbprint of the certificates exported (the simulator makes real ones per run)."""
+    return {labels[1]: labels[0] for (name, labels) in exported if name == CERT_NOT_AFTER}
 
 
 def collect(sim, tmp_path: Path, target: str, settings: dict | None = None, **config_kw) -> Snapshot:
@@ -79,15 +83,17 @@ def test_healthy_every_check_passes_on_both_versions(sim, tmp_path):
     assert value(ex02, SOURCE, "setting_override") == 1.0
     now = time.time()
     assert 500 * DAY < value(ex01, IM_NOT_AFTER) - now < 560 * DAY
-    assert value(ex01, IM_NOT_AFTER) == value(ex01, CERT_NOT_AFTER, EX01_IM_THUMBPRINT, "mail.contoso.com")
-    # Every certificate is exported with its CN; each has exactly one status, Valid.
-    certs = {labels for (name, labels) in ex01 if name == CERT_NOT_AFTER}
-    assert certs == {(EX01_IM_THUMBPRINT, "mail.contoso.com"), ("7E5E22483686607A7A3876B0DA5527697755F256", "EX01"),
-                     ("E313C667F628E2D46DD0926D4536C1CCDF1F47BA", "Microsoft Exchange Server Auth Certificate")}
-    statuses = {labels: v for (name, labels), v in ex01.items() if name == CERT_STATUS and v == 1.0}
-    assert {labels[2] for labels in statuses} == {"Valid"} and len(statuses) == 3
-    assert value(ex01, AUTH_NOT_AFTER) == value(
-        ex01, CERT_NOT_AFTER, "E313C667F628E2D46DD0926D4536C1CCDF1F47BA", "Microsoft Exchange Server Auth Certificate")
+    # Every certificate is read from its DER (RawData is all Exchange sends) and exported with its CN;
+    # the web.config thumbprint is the SHA-1 of the DER the server sent, or the match above would fail.
+    certs = thumbprints(ex01)
+    assert set(certs) == {MAIL, "EX01", AUTH} and all(len(t) == 40 and t.isupper() for t in certs.values())
+    assert value(ex01, IM_NOT_AFTER) == value(ex01, CERT_NOT_AFTER, certs[MAIL], MAIL)
+    assert value(ex01, AUTH_NOT_AFTER) == value(ex01, CERT_NOT_AFTER, certs[AUTH], AUTH)
+    # The private key, from the server's certificate store (Get-ChildItem | Select-Object).
+    assert {labels: v for (name, labels), v in ex01.items() if name == CERT_PRIVATE_KEY} == {
+        (certs[MAIL], MAIL): 1.0, (certs["EX01"], "EX01"): 1.0, (certs[AUTH], AUTH): 1.0}
+    # One Auth certificate for the organisation: the same on both servers.
+    assert thumbprints(ex02)[AUTH] == certs[AUTH]
 
 
 # --- shipped scenarios: each flips only what it breaks ---------------------------------------------
@@ -111,8 +117,10 @@ def test_thumbprint_drift_is_a_mismatch_on_ex01_only(sim, tmp_path, healthy):
         "server_name_matches_pool": 1.0,
     }
     assert value(ex01, IM_NOT_AFTER) is None
-    assert value(ex01, CERT_NOT_AFTER, EX01_IM_THUMBPRINT, "mail.contoso.com") is None
-    assert value(ex01, CERT_NOT_AFTER, EX01_RENEWED_THUMBPRINT, "mail.contoso.com") is not None
+    # Renewed: another certificate with the same subject; the old one (still in web.config) is gone.
+    before = thumbprints(healthy[("ex01", "im_certificate")])[MAIL]
+    assert thumbprints(ex01)[MAIL] != before
+    assert value(ex01, CERT_NOT_AFTER, before, MAIL) is None
     assert value(ex01, AUTH_FOUND) == 1.0
     assert_untouched(sim, tmp_path, healthy, ("ex01", "im_certificate"))
 
@@ -129,7 +137,8 @@ def test_thumbprint_malformed_is_not_reported_as_a_mismatch(sim, tmp_path, healt
     }
     assert value(ex01, IM_NOT_AFTER) is None
     # The certificate itself is fine and still exported.
-    assert value(ex01, CERT_STATUS, EX01_IM_THUMBPRINT, "mail.contoso.com", "Valid") == 1.0
+    mail = thumbprints(ex01)[MAIL]
+    assert value(ex01, CERT_PRIVATE_KEY, mail, MAIL) == 1.0 and value(ex01, CERT_NOT_AFTER, mail, MAIL) is not None
     assert_untouched(sim, tmp_path, healthy, ("ex01", "im_certificate"))
 
 
@@ -139,9 +148,13 @@ def test_cert_expiring_moves_only_the_not_after(sim, tmp_path, healthy):
     all_checks_pass(ex01)
     left = value(ex01, IM_NOT_AFTER) - time.time()
     assert 4 * DAY < left < 6 * DAY
-    expected = dict(healthy[("ex01", "im_certificate")])
-    for key in [(IM_NOT_AFTER, ()), (CERT_NOT_AFTER, (EX01_IM_THUMBPRINT, "mail.contoso.com"))]:
-        expected[key] = ex01[key]
+    # A new NotAfter is a new certificate (a new DER, so a new thumbprint), as a real renewal is: its
+    # series replace the old one's, and nothing else of this server changes.
+    old, new = thumbprints(healthy[("ex01", "im_certificate")])[MAIL], thumbprints(ex01)[MAIL]
+    assert old != new
+    expected = {key: v for key, v in healthy[("ex01", "im_certificate")].items() if old not in key[1]}
+    expected.update({key: v for key, v in ex01.items() if new in key[1]})
+    expected[(IM_NOT_AFTER, ())] = ex01[(IM_NOT_AFTER, ())]
     assert_same(expected, ex01)
     assert_untouched(sim, tmp_path, healthy, ("ex01", "im_certificate"))
 
@@ -209,7 +222,7 @@ def test_server_scoped_override_wins_and_conflicts_are_reported(sim, tmp_path):
 exchange_org:
   setting_overrides:
     IM Settings EX02:
-      parameters: [IMCertificateThumbprint=4265219CB7984C07729DD8C4A0BE04A2FBDD49EB]
+      parameters: ["IMCertificateThumbprint=${cert:ex02.contoso.com/exchange-self-signed}"]
       servers: [EX02]
     IM Settings EX01:
       parameters: [IMCertificateThumbprint=0000000000000000000000000000000000000000]
@@ -217,7 +230,7 @@ exchange_org:
 """))
     ex02 = collect(sim, tmp_path, "ex02")
     all_checks_pass(ex02)  # EX02's own override names its self-signed certificate, which is installed
-    assert value(ex02, IM_NOT_AFTER) == value(ex02, CERT_NOT_AFTER, "4265219CB7984C07729DD8C4A0BE04A2FBDD49EB", "EX02")
+    assert value(ex02, IM_NOT_AFTER) == value(ex02, CERT_NOT_AFTER, thumbprints(ex02)["EX02"], "EX02")
 
     sim.set_scenario(write_scenario(tmp_path, "conflicting-overrides", """
 exchange_org:
@@ -257,9 +270,8 @@ exchange_org:
     ("change", "failing"),
     [
         ("has_private_key: false", {"certificate_has_private_key"}),
-        ("not_after: -1d", {"certificate_valid_now", "certificate_status_valid"}),
-        ("not_before: +1d", {"certificate_valid_now", "certificate_status_valid"}),
-        ("status: Untrusted", {"certificate_status_valid"}),
+        ("not_after: -1d", {"certificate_valid_now"}),
+        ("not_before: +1d", {"certificate_valid_now"}),
     ],
 )
 def test_certificate_problems(sim, tmp_path, change, failing):

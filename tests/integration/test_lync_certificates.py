@@ -17,13 +17,14 @@ from collectors.lync_certificates import (
     LyncCertificatesCollector,
 )
 from collectors.sources.remoting import SessionPool
+from simulator.cmdlets import certificates
 from simulator.scenario import scenario_names
 from tests.integration.collector_harness import Job
 
 DAY = 86400.0
 TARGETS = ("fe01", "fe02", "edge01")
 FE01_WEB_USES = {"Default", "WebServicesInternal", "WebServicesExternal"}
-OAUTH_THUMBPRINT = "A486523D61BF788600F05F4947FA41A118549469"
+FE01, FE02 = "fe01.contoso.com", "fe02.contoso.com"
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,14 @@ def run(sim, tmp_path, sessions, target, settings=None, **config_kw):
     return job
 
 
+def thumbprint(sim, host: str, label: str) -> str:
+    """The thumbprint of the certificate the active scenario labels ``label`` on ``host``: the SHA-1
+    of the DER the simulator generated (simulator/certs.py), as Get-CsCertificate reports it."""
+    found = certificates.find(sim._estate.view(host), host, label)
+    assert found is not None, (host, label)
+    return found.thumbprint
+
+
 def by_use(job, metric):
     """use -> (thumbprint, subject_cn, value)"""
     return {labels[0]: (labels[1], labels[2], value) for labels, value in job.values(metric).items()}
@@ -50,22 +59,24 @@ def test_healthy_front_end_exports_each_use_and_its_oauth_certificate(sim, tmp_p
     not_after = by_use(job, NOT_AFTER.name)
     assert set(not_after) == FE01_WEB_USES | {"OAuthTokenIssuer"}
     now = time.time()
+    oauth_thumbprint = thumbprint(sim, FE01, "oauth")
     thumb, cn, expires = not_after["Default"]
-    assert (thumb, cn) == ("DA23B0C955CD4C326314666149B35BA7CA93E307", "fe01.contoso.com")
+    assert (thumb, cn) == (thumbprint(sim, FE01, "default"), "fe01.contoso.com")
     assert 425 * DAY < expires - now < 435 * DAY
-    assert not_after["OAuthTokenIssuer"][:2] == (OAUTH_THUMBPRINT, "contoso.com")
+    assert not_after["OAuthTokenIssuer"][:2] == (oauth_thumbprint, "contoso.com")
+    assert oauth_thumbprint != thumb
     not_before = by_use(job, NOT_BEFORE.name)
     assert set(not_before) == set(not_after) and all(v[2] < now for v in not_before.values())
     # Get-CsCertificate reports no key size: nothing exported, nothing judged.
     assert job.values(KEY_SIZE.name) == {}
-    assert job.values(OAUTH_INFO.name) == {(OAUTH_THUMBPRINT,): 1.0}
+    assert job.values(OAUTH_INFO.name) == {(oauth_thumbprint,): 1.0}
     assert job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0}
 
 
 def test_every_front_end_uses_the_same_oauth_certificate(sim, tmp_path, password_env, sessions):
     thumbprints = {target: set(run(sim, tmp_path, sessions, target).values(OAUTH_INFO.name))
                    for target in ("fe01", "fe02")}
-    assert thumbprints["fe01"] == thumbprints["fe02"] == {(OAUTH_THUMBPRINT,)}
+    assert thumbprints["fe01"] == thumbprints["fe02"] == {(thumbprint(sim, FE01, "oauth"),)}
 
 
 def test_edge_exports_its_certificates_and_no_oauth_judgement(sim, tmp_path, password_env, sessions):
@@ -89,8 +100,10 @@ def test_oauth_certificate_mismatch_shows_two_thumbprints(sim, tmp_path, passwor
     sim.set_scenario("oauth-cert-mismatch")
     jobs = {target: run(sim, tmp_path, sessions, target) for target in ("fe01", "fe02")}
     infos = {target: set(job.values(OAUTH_INFO.name)) for target, job in jobs.items()}
-    assert infos["fe01"] == {(OAUTH_THUMBPRINT,)}
-    assert infos["fe02"] == {("9C1B7E55D0A24F3E8B6D2C4A1F0E9D8C7B6A5F43",)}
+    fe01_oauth, fe02_oauth = thumbprint(sim, FE01, "oauth"), thumbprint(sim, FE02, "oauth")
+    assert fe01_oauth != fe02_oauth
+    assert infos["fe01"] == {(fe01_oauth,)}
+    assert infos["fe02"] == {(fe02_oauth,)}
     # Same subject on both: only the cross-front-end comparison (a Prometheus rule) can tell.
     assert all(job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0} for job in jobs.values())
 
@@ -105,7 +118,7 @@ def test_sip_domain_from_setting_or_pool_fqdn(sim, tmp_path, password_env, sessi
     assert setting_wins.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0}
     unknown = run(sim, tmp_path, sessions, "fe01", lync_pool_fqdn=None)
     assert unknown.values(CONFIG_CHECK_OK.name) == {}  # no SIP domain known: not judged
-    assert unknown.values(OAUTH_INFO.name) == {(OAUTH_THUMBPRINT,): 1.0}
+    assert unknown.values(OAUTH_INFO.name) == {(thumbprint(sim, FE01, "oauth"),): 1.0}
     assert CHECK_OAUTH_KEY_SIZE not in {labels[0] for labels in unknown.values(CONFIG_CHECK_OK.name)}
 
 
@@ -124,13 +137,26 @@ def test_a_failing_server_fails_only_this_job(sim, tmp_path, password_env, sessi
 # ---------------------------------------------------------------- every scenario flips only what it should
 
 
+_BY_USE = {NOT_AFTER.name, NOT_BEFORE.name}  # labels (use, thumbprint, subject_cn)
+
+
 def _snapshot(jobs: dict[str, Job]) -> dict[tuple, float]:
+    """(target, metric, labels) -> value. A certificate's dates are keyed by (use, subject_cn), not by
+    thumbprint: a changed NotAfter is a new certificate with a new thumbprint, as a real renewal is,
+    and only the NotAfter signal should move. OAUTH_INFO keeps its thumbprint label: which certificate
+    is the OAuth one is the signal there."""
     values = {}
     for target, job in jobs.items():
         status = job.run()
         assert status.up, (target, status.last_error)
         for sample in status.samples:
-            values[(target, sample.spec.name, sample.label_values)] = sample.value
+            labels = sample.label_values
+            if sample.spec.name in _BY_USE:
+                use, _thumbprint, subject_cn = labels
+                labels = (use, subject_cn)
+            key = (target, sample.spec.name, labels)
+            assert key not in values, key
+            values[key] = sample.value
     return values
 
 

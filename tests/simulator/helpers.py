@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from cryptography import x509
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
@@ -71,3 +73,25 @@ def props(obj: Any) -> dict:
 
 def error_ids(ps: PowerShell) -> list[str]:
     return [e.fq_error for e in ps.streams.error]
+
+
+def der_certificates(output: Iterable[Any]) -> dict[str, x509.Certificate]:
+    """Thumbprint (the SHA-1 of the DER, as Windows computes it) -> certificate, for answer objects
+    that carry a certificate as ``RawData`` (Get-ExchangeCertificate, Cert:\\LocalMachine\\My)."""
+    found = {}
+    for obj in output:
+        der = obj.adapted_properties["RawData"]
+        assert isinstance(der, bytes)
+        found[hashlib.sha1(der).hexdigest().upper()] = x509.load_der_x509_certificate(der)
+    return found
+
+
+def thumbprint_with_serial(output: Iterable[Any], serial_hex: str) -> str:
+    """The thumbprint of the answered certificate whose serial number the scenario set."""
+    (thumbprint,) = [t for t, c in der_certificates(output).items() if c.serial_number == int(serial_hex, 16)]
+    return thumbprint
+
+
+def dns_names(certificate: x509.Certificate) -> list[str]:
+    return certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from pypsrp.complex_objects import GenericComplexObject
 from pypsrp.powershell import PowerShell
 
-from tests.simulator.helpers import error_ids, props, run
+from tests.simulator.helpers import (
+    der_certificates,
+    dns_names,
+    error_ids,
+    props,
+    run,
+    thumbprint_with_serial,
+)
 
 LST_ITEM = re.compile(r"<S>([^<]*)</S>")
 
@@ -21,23 +29,44 @@ def multi_valued(value) -> list[str]:
     return LST_ITEM.findall(raw)
 
 
-def test_exchange_certificate_shapes(ex01_exchange):
-    certs = {props(c)["Thumbprint"]: c for c in run(ex01_exchange, "Get-ExchangeCertificate").output}
-    im = certs["74D4289D432CCF279E83886B413062367B198913"]
-    assert im.types[0] == "Microsoft.Exchange.Management.SystemConfigurationTasks.ExchangeCertificate"
-    p = props(im)
-    assert p["HasPrivateKey"] is True and p["IsSelfSigned"] is False and p["PublicKeySize"] == 2048
-    assert "ex01.contoso.com" in multi_valued(p["CertificateDomains"])
-    assert str(p["Services"]) == "IMAP, POP, UM, IIS, SMTP" and p["Services"].property_sets == [31]
-    assert str(p["Status"]) == "Valid" and p["Status"].property_sets == [1]
-    assert str(p["RootCAType"]) == "Enterprise"
-    assert p["Identity"] == "EX01\\74D4289D432CCF279E83886B413062367B198913"
-    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}\+01:00$", p["NotAfter"])
+EX01_IM_SERIAL, EX02_IM_SERIAL = "7F4F4B9422F778B6", "16E0CD236BD11129"  # healthy.yaml
+
+
+def test_exchange_certificate_wire_form(ex01_exchange):
+    """What Exchange sends: RawData (the DER) and a SerializationData note, and the ToString; the
+    thumbprint, validity, names and key are in the DER (../shared/captures README)."""
+    output = run(ex01_exchange, "Get-ExchangeCertificate").output
+    assert len(output) == 3
+    for obj in output:
+        assert obj.types[0] == "Microsoft.Exchange.Management.SystemConfigurationTasks.ExchangeCertificate"
+        assert set(obj.adapted_properties) == {"RawData"} and set(obj.extended_properties) == {"SerializationData"}
+        assert isinstance(obj.extended_properties["SerializationData"], bytes)
+    certs = der_certificates(output)
+    im_thumbprint = thumbprint_with_serial(output, EX01_IM_SERIAL)
+    im = certs[im_thumbprint]
+    assert im.subject.rfc4514_string() == "CN=mail.contoso.com,OU=IT,O=Contoso,L=Redmond,ST=WA,C=US"
+    assert im.issuer.rfc4514_string() == "CN=Contoso Issuing CA,DC=contoso,DC=com"
+    assert "ex01.contoso.com" in dns_names(im) and im.public_key().key_size == 2048
+    days_left = (im.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)).days
+    assert 528 <= days_left <= 530
+    # The ToString is the certificate's own text, thumbprint included.
+    text = next(str(o) for o in output if im_thumbprint in str(o))
+    assert text.startswith("[Subject]\r\n  CN=mail.contoso.com, OU=IT, O=Contoso, L=Redmond, S=WA, C=US\r\n")
+    assert f"[Serial Number]\r\n  {EX01_IM_SERIAL}\r\n" in text
+
+
+def test_exchange_certificate_by_thumbprint(ex01_exchange):
+    thumbprint = thumbprint_with_serial(run(ex01_exchange, "Get-ExchangeCertificate").output, EX01_IM_SERIAL)
+    for wanted in (thumbprint, thumbprint.lower(), f"EX01\\{thumbprint}"):
+        (only,) = run(ex01_exchange, "Get-ExchangeCertificate", Thumbprint=wanted).output
+        assert list(der_certificates([only])) == [thumbprint]
+    assert run(ex01_exchange, "Get-ExchangeCertificate", Thumbprint="00" * 20).output == []
 
 
 def test_exchange_certificate_other_server_and_unknown_server(ex01_exchange):
     ps = run(ex01_exchange, "Get-ExchangeCertificate", Server="EX02")
-    assert {props(c)["Identity"].split("\\")[0] for c in ps.output} == {"EX02"}
+    subjects = {c.subject.rfc4514_string() for c in der_certificates(ps.output).values()}
+    assert "CN=EX02" in subjects and "CN=EX01" not in subjects
     ps = run(ex01_exchange, "Get-ExchangeCertificate", Server="EX99")
     assert not ps.had_errors and ps.output == []
     assert error_ids(ps) == ["ManagementObjectNotFoundException,"
@@ -47,20 +76,29 @@ def test_exchange_certificate_other_server_and_unknown_server(ex01_exchange):
 def test_auth_config(ex01_exchange):
     (config,) = run(ex01_exchange, "Get-AuthConfig").output
     p = props(config)
-    assert p["CurrentCertificateThumbprint"] == "E313C667F628E2D46DD0926D4536C1CCDF1F47BA"
-    assert p["PreviousCertificateThumbprint"] is None and p["NextCertificateEffectiveDate"] is None
+    auth = [t for t, c in der_certificates(run(ex01_exchange, "Get-ExchangeCertificate").output).items()
+            if c.subject.rfc4514_string() == "CN=Microsoft Exchange Server Auth Certificate"]
+    assert [p["CurrentCertificateThumbprint"]] == auth
+    # Unset: an empty string for a thumbprint, Nil for the date (E15/E16 GetAuthConfig.xml).
+    assert p["PreviousCertificateThumbprint"] == "" and p["NextCertificateEffectiveDate"] is None
+    assert str(p["Identity"]) == "Auth Configuration" and p["Identity"].types[0].endswith(".ADObjectId")
+    assert str(p["ObjectState"]) == "Unchanged"
 
 
 def test_owa_virtual_directory(ex01_exchange):
     vdirs = run(ex01_exchange, "Get-OwaVirtualDirectory", Server="ex01.contoso.com").output
     (front,) = vdirs
     p = props(front)
-    assert p["Identity"] == "EX01\\owa (Default Web Site)" and p["Server"] == "EX01"
+    # Identity and Server are ADObjectId objects: their ToString is what PowerShell shows.
+    assert str(p["Identity"]) == "EX01\\owa (Default Web Site)" and str(p["Server"]) == "EX01"
+    assert str(front) == "EX01\\owa (Default Web Site)"
     assert p["InstantMessagingEnabled"] is True
     assert str(p["InstantMessagingType"]) == "Ocs" and p["InstantMessagingType"].property_sets == [1]
+    assert p["InstantMessagingServerName"] == "" and p["InstantMessagingCertificateThumbprint"] == ""
     assert p["InternalUrl"] == "https://mail.contoso.com/owa"
+    assert str(p["AdminDisplayVersion"]) == "Version 15.0 (Build 1497.2)"
     everything = run(ex01_exchange, "Get-OwaVirtualDirectory", ShowMailboxVirtualDirectories=None).output
-    assert {props(v)["Identity"] for v in everything} == {
+    assert {str(props(v)["Identity"]) for v in everything} == {
         "EX01\\owa (Default Web Site)", "EX01\\owa (Exchange Back End)",
         "EX02\\owa (Default Web Site)", "EX02\\owa (Exchange Back End)"}
 
@@ -88,9 +126,11 @@ def test_setting_override_only_on_2016_and_later(ex01_exchange, ex02_exchange):
     assert error_ids(run(ex01_exchange, "Get-SettingOverride")) == ["CommandNotFoundException"]
     (override,) = run(ex02_exchange, "Get-SettingOverride").output
     p = props(override)
-    assert (p["Component"], p["Section"]) == ("OwaServer", "IMSettings")
-    assert multi_valued(p["Parameters"]) == [
-        "IMServerName=pool01.contoso.com", "IMCertificateThumbprint=AAF6F96EFBDD84EA4A7F1A4B222DC07942C1BA56"]
+    assert (p["ComponentName"], p["SectionName"]) == ("OwaServer", "IMSettings")
+    im = thumbprint_with_serial(run(ex02_exchange, "Get-ExchangeCertificate").output, EX02_IM_SERIAL)
+    assert multi_valued(p["Parameters"]) == ["IMServerName=pool01.contoso.com", f"IMCertificateThumbprint={im}"]
+    assert p["Server"] is None  # organisation-wide
+    assert str(p["Status"]) == "Accepted" and p["Status"].property_sets == [3]
 
 
 def test_um_dial_plan_gone_in_2019(ex01_exchange, ex02_exchange):

@@ -7,9 +7,10 @@ import re
 
 from pypsrp.complex_objects import GenericComplexObject
 
-from tests.simulator.helpers import EDGE01, error_ids, props, run
+from tests.simulator.helpers import EDGE01, der_certificates, error_ids, props, run
 
 DOTNET_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}[+-]\d\d:\d\d$")
+CERT_DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$")
 
 
 def parse_dt(text: str) -> dt.datetime:
@@ -79,7 +80,14 @@ def test_cs_certificate(fe01_pool):
     assert {"Default", "WebServicesInternal", "OAuthTokenIssuer"} <= uses
     oauth = next(props(c) for c in certs if props(c)["Use"] == "OAuthTokenIssuer")
     assert re.fullmatch(r"[0-9A-F]{40}", oauth["Thumbprint"])
-    assert DOTNET_DATETIME.match(oauth["NotAfter"]) and DOTNET_DATETIME.match(oauth["NotBefore"])
+    # A certificate's dates have whole seconds: .NET writes no fraction for them.
+    assert CERT_DATETIME.match(oauth["NotAfter"]) and CERT_DATETIME.match(oauth["NotBefore"])
+    # The thumbprint is the SHA-1 of a certificate the server really holds.
+    store = der_certificates(run(fe01_pool, "Get-ChildItem", Path="Cert:\\LocalMachine\\My").output)
+    assert oauth["Thumbprint"] in store and store[oauth["Thumbprint"]].subject.rfc4514_string() == oauth["Subject"]
+    default = next(props(c) for c in certs if props(c)["Use"] == "Default")
+    web = next(props(c) for c in certs if props(c)["Use"] == "WebServicesInternal")
+    assert default["Thumbprint"] == web["Thumbprint"]  # one certificate assigned to two uses
     assert isinstance(oauth["AlternativeNames"], list) and "contoso.com" in oauth["Subject"]
     assert oauth["PreviousThumbprint"] is None
     only = run(fe01_pool, "Get-CsCertificate", Type=["OAuthTokenIssuer"]).output

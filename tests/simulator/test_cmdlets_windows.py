@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
-from tests.simulator.helpers import IM_FOLDER, IM_KEY, WEB_CONFIG, error_ids, props, run
+from pypsrp.powershell import PowerShell
+
+from tests.simulator.helpers import (
+    IM_FOLDER,
+    IM_KEY,
+    WEB_CONFIG,
+    der_certificates,
+    error_ids,
+    pool_for,
+    props,
+    run,
+    thumbprint_with_serial,
+)
+
+STORE = "Cert:\\LocalMachine\\My"
+EX01_IM_SERIAL = "7F4F4B9422F778B6"  # healthy.yaml
 
 OWA = "MSExchange OWA"
 GET_ITEM = "Microsoft.PowerShell.Commands.GetItemCommand"
@@ -107,7 +123,9 @@ def test_get_content_raw_web_config(ex01_pool):
     ps = run(ex01_pool, "Get-Content", Path=WEB_CONFIG, Raw=None)
     (text,) = ps.output
     assert isinstance(text, str)
-    assert '<add key="IMCertificateThumbprint" value="74D4289D432CCF279E83886B413062367B198913" />' in text
+    # The thumbprint of the certificate the scenario names (${cert:im-um}): the SHA-1 of its DER.
+    im = thumbprint_with_serial(run(ex01_pool, "Get-ChildItem", Path=STORE).output, EX01_IM_SERIAL)
+    assert f'<add key="IMCertificateThumbprint" value="{im}" />' in text
     assert '<add key="IMServerName" value="pool01.contoso.com" />' in text
     lines = run(ex01_pool, "Get-Content", Path=WEB_CONFIG, TotalCount=2).output
     assert lines == ['<?xml version="1.0" encoding="utf-8"?>', "<configuration>"]
@@ -143,11 +161,77 @@ def test_cim_w3wp_processes(ex01_pool):
 
 
 def test_certificate_store(ex01_pool, fe01_pool):
-    certs = {props(c)["Thumbprint"]: props(c) for c in
-             run(ex01_pool, "Get-ChildItem", Path="Cert:\\LocalMachine\\My").output}
-    im = certs["74D4289D432CCF279E83886B413062367B198913"]
-    assert im["HasPrivateKey"] is True and "ex01.contoso.com" in im["DnsNameList"]
-    assert im["NotAfter"] > im["NotBefore"]
+    """Cert:\\LocalMachine\\My as Windows sends an X509Certificate2 over remoting: RawData only
+    (PowerShell's type table), plus the certificate provider's notes."""
+    output = run(ex01_pool, "Get-ChildItem", Path=STORE).output
+    assert len(output) == 3  # ex01's Exchange certificates
+    for obj in output:
+        assert obj.types == ["System.Security.Cryptography.X509Certificates.X509Certificate2",
+                             "System.Security.Cryptography.X509Certificates.X509Certificate", "System.Object"]
+        assert set(obj.adapted_properties) == {"RawData"}
+        p = obj.extended_properties
+        assert list(p) == ["PSPath", "PSParentPath", "PSChildName", "PSDrive", "PSProvider", "PSIsContainer"]
+        thumbprint = next(iter(der_certificates([obj])))
+        assert p["PSChildName"] == thumbprint and p["PSIsContainer"] is False
+        assert p["PSPath"] == f"Microsoft.PowerShell.Security\\Certificate::LocalMachine\\My\\{thumbprint}"
+        assert str(p["PSDrive"]) == "Cert" and str(p["PSProvider"]) == "Microsoft.PowerShell.Security\\Certificate"
+        assert f"[Thumbprint]\r\n  {thumbprint}\r\n" in str(obj)
+    im = thumbprint_with_serial(output, EX01_IM_SERIAL)
+    (one,) = run(ex01_pool, "Get-Item", Path=f"{STORE}\\{im}").output
+    assert list(der_certificates([one])) == [im]
     # -File is a FileSystem parameter: on Cert:\ PowerShell rejects it.
-    ps = run(fe01_pool, "Get-ChildItem", Path="Cert:\\LocalMachine\\My", File=None)
+    ps = run(fe01_pool, "Get-ChildItem", Path=STORE, File=None)
     assert ps.had_errors and error_ids(ps)[0].startswith("NamedParameterNotFound,")
+
+
+def shown_items(value) -> list[str]:
+    (raw,) = value.property_sets
+    return re.findall(r"<ToString>([^<]*)</ToString>", raw)
+
+
+def select(pool, path: str, *properties: str) -> PowerShell:
+    ps = PowerShell(pool)
+    ps.add_cmdlet("Get-ChildItem").add_parameter("Path", path)
+    ps.add_cmdlet("Select-Object").add_parameter("Property", list(properties))
+    ps.invoke()
+    return ps
+
+
+def test_certificate_store_select_object(ex01_pool, sim):
+    """What does not travel (HasPrivateKey, FriendlyName...) is read on the server by Select-Object:
+    a PSCustomObject "Selected.X509Certificate2" with the values as notes."""
+    wanted = ("Thumbprint", "Subject", "Issuer", "NotBefore", "NotAfter", "HasPrivateKey", "SerialNumber",
+              "FriendlyName", "DnsNameList", "EnhancedKeyUsageList", "NoSuchProperty")
+    ps = select(ex01_pool, STORE, *wanted)
+    assert not ps.had_errors and len(ps.output) == 3
+    rows = {o.extended_properties["Thumbprint"]: o.extended_properties for o in ps.output}
+    for obj in ps.output:
+        assert obj.types == ["Selected.System.Security.Cryptography.X509Certificates.X509Certificate2",
+                             "System.Management.Automation.PSCustomObject", "System.Object"]
+        assert obj.adapted_properties == {} and list(obj.extended_properties) == list(wanted)
+        assert obj.extended_properties["NoSuchProperty"] is None
+    store = run(ex01_pool, "Get-ChildItem", Path=STORE).output
+    assert set(rows) == set(der_certificates(store))
+    im = rows[thumbprint_with_serial(store, EX01_IM_SERIAL)]
+    assert im["HasPrivateKey"] is True and im["FriendlyName"] == "Exchange IM and UM (ex01)"
+    assert im["SerialNumber"] == EX01_IM_SERIAL
+    assert im["Subject"] == "CN=mail.contoso.com, OU=IT, O=Contoso, L=Redmond, S=WA, C=US"
+    assert im["Issuer"] == "CN=Contoso Issuing CA, DC=contoso, DC=com"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+01:00", im["NotAfter"])
+    # Lists of DnsNameRepresentation / EnhancedKeyUsageRepresentation objects: pypsrp does not know
+    # the list type and keeps its <LST>; each item's ToString is the name.
+    assert shown_items(im["DnsNameList"]) == ["mail.contoso.com", "autodiscover.contoso.com", "ex01.contoso.com",
+                                              "owa.contoso.com"]
+    assert shown_items(im["EnhancedKeyUsageList"]) == ["Server Authentication (1.3.6.1.5.5.7.3.1)"]
+    # Select-Object is always visible on a restricted (JEA) endpoint.
+    with pool_for(sim, "ex01.contoso.com", configuration="LyncOwaExporter") as jea:
+        assert [list(o.extended_properties) for o in select(jea, STORE, "HasPrivateKey").output] == [
+            ["HasPrivateKey"]] * 3
+
+
+def test_only_select_object_may_follow_in_a_pipeline(ex01_pool):
+    ps = PowerShell(ex01_pool)
+    ps.add_cmdlet("Get-ChildItem").add_parameter("Path", STORE)
+    ps.add_cmdlet("Get-Item")
+    ps.invoke()
+    assert ps.had_errors and error_ids(ps) == ["SimulatorPipelineNotSupported"]

@@ -16,6 +16,7 @@ from tests.simulator.helpers import (
     IM_FOLDER,
     IM_KEY,
     WEB_CONFIG,
+    der_certificates,
     error_ids,
     pool_for,
     props,
@@ -134,7 +135,7 @@ def test_healthy_passes_the_checks(sim, ex01_pool, ex01_exchange, fe01_pool, edg
     start = owa_worker_start(ex01_pool)
     assert newest(owa_events(ex01_pool), lambda p: p["Id"] == 112) > start
     assert run(ex01_pool, "Get-Item", Path=IM_FOLDER).output
-    installed = {props(c)["Thumbprint"] for c in run(ex01_exchange, "Get-ExchangeCertificate").output}
+    installed = der_certificates(run(ex01_exchange, "Get-ExchangeCertificate").output)
     assert web_config_thumbprint(ex01_pool) in installed
     assert props(run(ex01_pool, "Get-ItemProperty", Path=IM_KEY).output[0])["ImplementationDLLPath"]
     assert props(run(ex01_pool, "Get-WebAppPoolState", Name="MSExchangeOWAAppPool").output[0])["Value"] == "Started"
@@ -161,16 +162,23 @@ def test_im_log_missing(sim, ex01_pool):
 
 
 def test_thumbprint_drift(sim, ex01_pool, ex01_exchange):
+    before = web_config_thumbprint(ex01_pool)
     sim.set_scenario("thumbprint-drift")
-    installed = {props(c)["Thumbprint"] for c in run(ex01_exchange, "Get-ExchangeCertificate").output}
+    installed = der_certificates(run(ex01_exchange, "Get-ExchangeCertificate").output)
     configured = web_config_thumbprint(ex01_pool)
     assert re.fullmatch(r"[0-9A-F]{40}", configured) and configured not in installed
+    # web.config still names the certificate of the healthy estate (the same description, the
+    # same DER); the renewed one is installed instead.
+    assert configured == before
+    renewed = [c for c in installed.values() if c.serial_number == 0x5D0C8E11A3B27F40]
+    assert renewed and (dt.datetime.now(dt.timezone.utc) - renewed[0].not_valid_before_utc).days == 2
 
 
 def test_thumbprint_malformed(sim, ex01_pool):
+    healthy = web_config_thumbprint(ex01_pool)
     sim.set_scenario("thumbprint-malformed")
     configured = web_config_thumbprint(ex01_pool)
-    assert configured.startswith("\u200e") and len(configured) == 41
+    assert configured == "\u200e" + healthy
 
 
 def test_apppool_stopped(sim, ex01_pool):
@@ -203,9 +211,9 @@ def test_edge_provider_missing_and_drift(sim, fe01_pool, edge_pool):
 def test_cert_expiring(sim, ex01_exchange, fe01_pool):
     sim.set_scenario("cert-expiring")
     soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=6)
-    im = next(props(c) for c in run(ex01_exchange, "Get-ExchangeCertificate").output
-              if "UM" in str(props(c)["Services"]))
-    assert parse_dotnet(im["NotAfter"]) < soon and str(im["Status"]) == "Valid"
+    certificates = der_certificates(run(ex01_exchange, "Get-ExchangeCertificate").output).values()
+    im = next(c for c in certificates if c.serial_number == 0x7F4F4B9422F778B6)
+    assert dt.datetime.now(dt.timezone.utc) < im.not_valid_after_utc < soon
     default = next(props(c) for c in run(fe01_pool, "Get-CsCertificate").output if props(c)["Use"] == "Default")
     assert parse_dotnet(default["NotAfter"]) < soon
 

@@ -647,7 +647,7 @@ def test_password_file_without_permission(tmp_path):
     ("replacement", "fragment"),
     [
         ("password_env: LYNC_OWA_PASSWORD\n    password_file: /run/secrets/x", "not both"),
-        ("auth: negotiate", "set one of password_env or password_file"),
+        ("auth: negotiate", "set one of password_env, password_file, keytab_file or ticket_cache"),
     ],
     ids=["both", "neither"],
 )

@@ -105,3 +105,40 @@ def test_shape_errors_name_cmdlet_and_property(adapted, fragment):
 def test_non_object_answer_is_a_shape_error():
     with pytest.raises(ShapeError):
         convert(SHAPE, "just a string")
+
+
+# Exchange sends ADObjectId and version objects where a reader wants text, and lists of such objects
+# (a dial plan's UMServers, an override's Server). Shapes from ../shared/captures/exchange.
+ADOBJECTID_LIST = """<Obj N="UMServers" RefId="1"><TN RefId="1">
+<T>Microsoft.Exchange.Data.MultiValuedProperty`1[[Microsoft.Exchange.Data.Directory.ADObjectId]]</T>
+<T>Microsoft.Exchange.Data.MultiValuedPropertyBase</T><T>System.Object</T></TN>
+<LST><Obj RefId="2"><TN RefId="2"><T>Microsoft.Exchange.Data.Directory.ADObjectId</T><T>System.Object</T></TN>
+<ToString>EX01</ToString><Props><S N="Name">EX01</S><I32 N="Depth">9</I32></Props></Obj>
+<Obj RefId="3"><TNRef RefId="2" /><ToString>EX02</ToString><Props><S N="Name">EX02</S></Props></Obj>
+<S>ex03.contoso.com</S></LST></Obj>"""
+
+
+def test_list_items_that_are_objects_become_their_tostring():
+    from pypsrp.serializer import Serializer
+
+    answer = make_obj(adapted={"UMServers": Serializer().deserialize(ADOBJECTID_LIST)})
+    assert convert(Shape("Get-UMDialPlan", (Field("UMServers", "list"),)), answer)["UMServers"] == [
+        "EX01", "EX02", "ex03.contoso.com"]
+
+
+def test_an_object_where_text_is_wanted_is_its_tostring():
+    identity = make_obj(adapted={"Rdn": "CN=owa (Default Web Site)", "Depth": 11}, to_string="EX01\\owa (Default Web Site)")
+    version = make_obj(adapted={"Major": 15}, to_string="Version 15.1 (Build 2375.7)")
+    shape = Shape("Get-OwaVirtualDirectory", (Field("Identity", "str"), Field("AdminDisplayVersion", "str")))
+    plain = convert(shape, make_obj(adapted={"Identity": identity, "AdminDisplayVersion": version}))
+    assert plain == {"Identity": "EX01\\owa (Default Web Site)", "AdminDisplayVersion": "Version 15.1 (Build 2375.7)"}
+    # Without a ToString an object is no text.
+    with pytest.raises(ShapeError, match="expected text"):
+        convert(shape, make_obj(adapted={"Identity": make_obj(adapted={"Rdn": "x"}), "AdminDisplayVersion": "x"}))
+
+
+def test_bytes_fields():
+    shape = Shape("Get-ExchangeCertificate", (Field("RawData", "bytes"),))
+    assert convert(shape, make_obj(adapted={"RawData": b"\x30\x82"})) == {"RawData": b"\x30\x82"}
+    with pytest.raises(ShapeError, match="expected bytes"):
+        convert(shape, make_obj(adapted={"RawData": "MIIC"}))

@@ -13,12 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
-from collectors.sources.tls import (
-    FAILURE_KINDS,
-    certificate_cn,
-    hostname_matches,
-    thumbprint,
-)
+from collectors.helpers.certificates import certificate_cn, thumbprint
+from collectors.sources.tls import FAILURE_KINDS, hostname_matches
 from collectors.tls_probe.collector import (
     TlsProbeCollector,
     TlsProbeSettings,
