@@ -94,10 +94,11 @@ def _matches(alert: dict, name: str, labels: dict[str, str]) -> bool:
 
 
 def _wait_quiet(stack: AlertingStack, timeout: float = 60.0) -> None:
-    """Until Prometheus holds no firing alert (a previous scenario's alerts have resolved)."""
+    """Until Prometheus holds no alert, firing or pending: a previous scenario's alerts have resolved, and
+    none of its checks is still on its way to firing (a pending one would page during the next scenario)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if not stack.firing_alerts():
+        if not stack.firing_alerts() and not stack.query("ALERTS"):
             return
         time.sleep(0.5)
     pytest.fail(f"alerts still firing after {timeout:.0f}s on the healthy estate: "
