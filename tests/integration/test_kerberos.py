@@ -141,32 +141,28 @@ def test_kerberos_over_https_needs_no_message_encryption(krb_tls_sim, kdc, tmp_p
     assert not used.get("requests_encrypted") and not used.get("auth_basic"), used
 
 
-def test_ntlm_with_message_encryption(krb_sim, kdc, tmp_path):
-    before = counters(krb_sim, FE01)
-    one = job(krb_sim, tmp_path, registry.by_name()["cms_replication"](), "fe01", kerberos(kdc, other="ntlm"))
+def assert_fe01_used_encrypted_ntlm(sim, tmp_path, auth: ClientAuth) -> None:
+    """One cms_replication run on fe01 succeeds, and the simulator served it with NTLM, encrypted."""
+    before = counters(sim, FE01)
+    one = job(sim, tmp_path, registry.by_name()["cms_replication"](), "fe01", auth)
     try:
         status = one.run()
     finally:
         one.close()
     assert status.up, status.last_error
-    used = delta(before, counters(krb_sim, FE01))
+    used = delta(before, counters(sim, FE01))
     assert used.get("auth_windows_ntlm", 0) > 0 and used.get("requests_encrypted", 0) > 0, used
     assert not used.get("auth_kerberos") and not used.get("auth_basic"), used
+
+
+def test_ntlm_with_message_encryption(krb_sim, kdc, tmp_path):
+    assert_fe01_used_encrypted_ntlm(krb_sim, tmp_path, kerberos(kdc, other="ntlm"))
 
 
 def test_negotiate_falls_back_to_ntlm_where_the_spn_is_unknown(krb_sim, kdc, tmp_path):
     """A load-balanced name without an SPN: Negotiate's Kerberos part fails, NTLM carries on."""
-    before = counters(krb_sim, FE01)
     auth = kerberos(kdc, other="negotiate", spn_hostname={FE01: "lyncpool-vip.contoso.com"})
-    one = job(krb_sim, tmp_path, registry.by_name()["cms_replication"](), "fe01", auth)
-    try:
-        status = one.run()
-    finally:
-        one.close()
-    assert status.up, status.last_error
-    used = delta(before, counters(krb_sim, FE01))
-    assert used.get("auth_windows_ntlm", 0) > 0 and used.get("requests_encrypted", 0) > 0, used
-    assert not used.get("auth_kerberos") and not used.get("auth_basic"), used
+    assert_fe01_used_encrypted_ntlm(krb_sim, tmp_path, auth)
 
 
 def test_negotiate_uses_kerberos_where_the_spn_is_known(krb_sim, kdc, tmp_path):
