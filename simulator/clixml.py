@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import datetime as dt
 import decimal
-import re
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,12 +49,9 @@ from defusedxml import DefusedXmlException
 from psrpcore.types import (
     PSByte,
     PSChar,
-    PSDateTime,
     PSDecimal,
     PSDict,
     PSDouble,
-    PSDuration,
-    PSEnumBase,
     PSGuid,
     PSIEnumerable,
     PSInt,
@@ -70,14 +65,20 @@ from psrpcore.types import (
     PSSingle,
     PSStack,
     PSString,
-    PSType,
     PSUInt,
     PSUInt16,
     PSUInt64,
     PSUri,
     PSVersion,
 )
-from psrpcore.types._enum import PSEnumMeta
+
+from simulator.wire_values import (
+    EnumFactory,
+    datetime_value,
+    decode_string,
+    duration_value,
+    shown,
+)
 
 NS = "{http://schemas.microsoft.com/powershell/2004/04}"
 CAPTURE_ONLY_NOTES = ("PSComputerName", "RunspaceId", "PSShowComputerName")
@@ -85,7 +86,6 @@ DESERIALIZED = "Deserialized."
 WIRE_DEPTH = 2
 MAX_CAPTURE_BYTES = 64 * 1024 * 1024
 _CONTAINERS = ("LST", "IE", "STK", "QUE", "DCT")
-_ESCAPE = re.compile(r"_[xX]([0-9A-Fa-f]{4})_")
 
 
 class CaptureError(ValueError):
@@ -95,154 +95,6 @@ class CaptureError(ValueError):
 def wire_type_names(names: Iterable[str]) -> list[str]:
     """Type names as a server sends them: without the ``Deserialized.`` its clients add."""
     return [name[len(DESERIALIZED):] if name.startswith(DESERIALIZED) else name for name in names]
-
-
-_NEEDS_ESCAPE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\U00010000-\U0010ffff]|_(?=[xX])")
-
-
-def encode_string(text: str) -> str:
-    """PowerShell's CLIXML string escaping (InternalSerializer.EncodeString: control characters,
-    surrogates and a "_" before "x" as ``_xHHHH_``). psrpcore applies it to property strings but
-    writes a ToString as it is, so ToStrings go through this first (a certificate's ToString has
-    CR LF, which XML would otherwise fold into LF)."""
-    if not _NEEDS_ESCAPE.search(text):
-        return text
-    units = text.encode("utf-16-le", "surrogatepass")
-    out = []
-    for index in range(0, len(units), 2):
-        code = int.from_bytes(units[index:index + 2], "little")
-        char = chr(code)
-        following = units[index + 2:index + 4].decode("utf-16-le", "ignore") if index + 2 < len(units) else ""
-        if code <= 0x1F or 0x7F <= code <= 0x9F or 0xD800 <= code <= 0xDFFF or (char == "_" and following in "xX"
-                                                                                 and following):
-            out.append(f"_x{code:04X}_")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def decode_string(text: str | None) -> str:
-    """CLIXML string escapes (``_x000D_``; surrogate pairs as two escapes) back to text."""
-    if not text:
-        return ""
-    decoded = _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    try:
-        return decoded.encode("utf-16", "surrogatepass").decode("utf-16")
-    except UnicodeDecodeError:  # a lone surrogate: keep it as PowerShell would send it back
-        return decoded
-
-
-# ------------------------------------------------------------ values psrpcore writes exactly
-
-
-class EnumFactory:
-    """.NET enum values as psrpcore enum objects: ``<Obj><TN>[type, System.Enum, ...]</TN>
-    <ToString>name</ToString><I32>n</I32></Obj>``, what the captures hold for every enum.
-
-    psrpcore writes a second use of one enum member in a message as a ``<Ref>``, which PowerShell
-    never does for enums (value types, boxed anew each time). One factory per answer object hands out
-    a distinct member for each use of the same value; members are cached across objects.
-    """
-
-    _cache: dict[tuple, list[Any]] = {}
-
-    def __init__(self) -> None:
-        self._used: dict[tuple, int] = {}
-
-    def __call__(self, type_name: str, name: str, value: int, base: type = PSInt) -> Any:
-        key = (type_name, name, int(value), base)
-        index = self._used.get(key, 0)
-        self._used[key] = index + 1
-        members = self._cache.setdefault(key, [])
-        while len(members) <= index:
-            members.append(_new_enum_member(type_name, name, int(value), base))
-        return members[index]
-
-
-def _new_enum_member(type_name: str, name: str, value: int, base: type) -> Any:
-    namespace = PSEnumMeta.__prepare__("SimulatedEnum", (PSEnumBase,))
-    namespace[name] = value
-    cls = PSEnumMeta("SimulatedEnum", (PSEnumBase,), namespace, base_type=base)
-    # rehydrate=False: the name must not enter psrpcore's registry, which a client in this process uses.
-    cls = PSType([type_name], rehydrate=False)(cls)
-    return cls[name]
-
-
-class ShownText(str):
-    """A ToString that is written even when empty: PowerShell writes ``<ToString></ToString>`` (an
-    OrganizationId's, in every capture), psrpcore leaves out a ToString that is falsy."""
-
-    def __bool__(self) -> bool:
-        return True
-
-
-def shown(text: str) -> str:
-    """A ToString as psrpcore must be given it: escaped, and written even when empty."""
-    return ShownText(text) if text == "" else encode_string(text)
-
-
-class _ZeroOffset(dt.tzinfo):
-    """An offset of +00:00 that is not UTC: .NET writes "Z" only for DateTimeKind.Utc."""
-
-    def utcoffset(self, _: dt.datetime | None) -> dt.timedelta:
-        return dt.timedelta(0)
-
-    def dst(self, _: dt.datetime | None) -> dt.timedelta:
-        return dt.timedelta(0)
-
-    def tzname(self, _: dt.datetime | None) -> str:
-        return "+00:00"
-
-
-class ExactDateTime(PSDateTime):
-    """A DateTime that psrpcore writes with exactly the fraction digits it was read with (.NET trims
-    trailing zeros: the captures show 0, 5 or 7 digits)."""
-
-    _fraction: str = ""
-
-    def strftime(self, fmt: str) -> str:
-        if fmt == ".%f" and self._fraction and self.microsecond:
-            return self._fraction
-        return super().strftime(fmt)
-
-
-_DT = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d{1,7})?(Z|[+-]\d{2}:\d{2})?$")
-
-
-def datetime_value(text: str) -> PSDateTime:
-    match = _DT.match(text.strip())
-    if match is None:
-        raise ValueError(f"not a DateTime: {text!r}")
-    base, fraction, zone = match.groups()
-    fraction = fraction or ""
-    digits = (fraction[1:] + "0000000")[:7]
-    micro, hundreds = int(digits[:6]), int(digits[6])
-    tz: dt.tzinfo | None
-    if zone is None:
-        tz = None
-    elif zone == "Z":
-        tz = dt.timezone.utc
-    elif zone in ("+00:00", "-00:00"):
-        tz = _ZeroOffset()
-    else:
-        sign = -1 if zone[0] == "-" else 1
-        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-    moment = dt.datetime.fromisoformat(base).replace(microsecond=micro, tzinfo=tz)
-    if micro:
-        value = ExactDateTime(moment, nanosecond=0)
-        value._fraction = fraction
-        return value
-    return PSDateTime(moment, nanosecond=hundreds * 100)
-
-
-def _duration(text: str) -> PSDuration:
-    match = re.fullmatch(r"(-)?P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", text.strip())
-    if match is None:
-        raise ValueError(f"not a TimeSpan: {text!r}")
-    sign, days, hours, minutes, seconds = match.groups()
-    delta = dt.timedelta(days=int(days or 0), hours=int(hours or 0), minutes=int(minutes or 0),
-                         seconds=float(seconds or 0))
-    return PSDuration(-delta if sign else delta)
 
 
 def _text(el: Element) -> str:
@@ -265,7 +117,7 @@ _PRIMITIVES: dict[str, Any] = {
     "D": lambda el: PSDecimal(decimal.Decimal(_text(el))),
     "C": lambda el: PSChar(int(_text(el))),
     "DT": lambda el: datetime_value(_text(el)),
-    "TS": lambda el: _duration(_text(el)),
+    "TS": lambda el: duration_value(_text(el)),
     "G": lambda el: PSGuid(uuid.UUID(_text(el).strip())),
     "URI": lambda el: PSUri(decode_string(el.text)),
     "Version": lambda el: PSVersion(_text(el).strip()),

@@ -28,7 +28,7 @@ from psrpcore.types import (
     PSUri,
 )
 
-from simulator.clixml import ShownText, encode_string
+from simulator.wire_values import ShownText, encode_string
 
 _STRING_TYPE = "System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089"
 STRING_LIST_TYPES = [f"System.Collections.Generic.List`1[[{_STRING_TYPE}]]", "System.Object"]

@@ -7,7 +7,6 @@ import fnmatch
 from typing import Any
 
 from simulator import errors, psobjects
-from simulator.clixml import EnumFactory
 from simulator.cmdlets.base import (
     ANY,
     HASHTABLE,
@@ -21,6 +20,7 @@ from simulator.cmdlets.base import (
     exclusive,
 )
 from simulator.cmdlets.queries import QueryError, event_xpath
+from simulator.wire_values import EnumFactory
 
 _CLASS = "Microsoft.PowerShell.Commands.GetWinEventCommand"
 _TYPES = [

@@ -13,7 +13,7 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from simulator import certs, errors, psobjects
-from simulator.cmdlets import certificates, exchange_objects
+from simulator.cmdlets import certificates, exchange_objects, exchange_tables
 from simulator.cmdlets.base import STRING, SWITCH, Invocation, Param, cmdlet
 from simulator.estate import HostView
 from simulator.scenario_model import ExchangeOrg, Host
@@ -110,11 +110,11 @@ def get_auth_config(inv: Invocation) -> None:
         "ServiceName": auth.service_name,
         "Realm": auth.realm,
     }
-    if exchange_objects.shape_version(version) >= 2016:
+    if exchange_tables.shape_version(version) >= 2016:
         own.update({"DeploymentId": "", "IssuerIdentifier": ""})
     name = "Auth Configuration"
     inv.out.write(build.ad_object(
-        [f"{_SYSCONF}.AuthConfig", f"{_SYSCONF}.ADConfigurationObject", *exchange_objects.AD_BASE_TYPES],
+        [f"{_SYSCONF}.AuthConfig", f"{_SYSCONF}.ADConfigurationObject", *exchange_tables.AD_BASE_TYPES],
         own,
         name=name,
         dn=f"CN={name},{build.org_dn}",
@@ -142,7 +142,7 @@ def get_auth_config(inv: Invocation) -> None:
 )
 def get_owa_virtual_directory(inv: Invocation) -> None:
     """OWA virtual directories in the shape of the answering server's version
-    (exchange_objects.OWA_VIRTUAL_DIRECTORY; ../shared/captures/exchange/E15, E16)."""
+    (exchange_tables.OWA_VIRTUAL_DIRECTORY; ../shared/captures/exchange/E15, E16)."""
     if inv.has("Server"):
         found = _find_server(inv, inv.get("Server"))
         servers = [found] if found else []
@@ -167,7 +167,7 @@ def _owa_virtual_directory(inv: Invocation, server: str, host: Host, name: str, 
     server_dn = (f"CN={short},CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),"
                  f"CN=Administrative Groups,{build.org_dn}")
     site_number = 2 if vdir.website.lower() == "exchange back end" else 1
-    own = build.table(exchange_objects.OWA_VIRTUAL_DIRECTORY, version, {
+    own = build.table(exchange_tables.OWA_VIRTUAL_DIRECTORY, version, {
         "ServerName": short,
         "InstantMessagingCertificateThumbprint":
             certificates.resolve(vdir.instant_messaging_certificate_thumbprint, inv.view, server) or "",
@@ -175,7 +175,7 @@ def _owa_virtual_directory(inv: Invocation, server: str, host: Host, name: str, 
         "InstantMessagingEnabled": vdir.instant_messaging_enabled,
         "InstantMessagingType": build.enum(
             f"{_SYSCONF}.InstantMessagingTypeOptions", vdir.instant_messaging_type,
-            exchange_objects.INSTANT_MESSAGING_TYPES[vdir.instant_messaging_type]),
+            exchange_tables.INSTANT_MESSAGING_TYPES[vdir.instant_messaging_type]),
         "Name": name,
         "MetabasePath": f"IIS://{server}/W3SVC/{site_number}/ROOT/owa",
         "WebSite": vdir.website,
@@ -185,7 +185,7 @@ def _owa_virtual_directory(inv: Invocation, server: str, host: Host, name: str, 
         "ExternalUrl": exchange_objects.uri(vdir.external_url),
     })
     return build.ad_object(
-        exchange_objects.OWA_VIRTUAL_DIRECTORY_TYPES,
+        exchange_tables.OWA_VIRTUAL_DIRECTORY_TYPES,
         own,
         name=name,
         dn=f"CN={name},CN=HTTP,CN=Protocols,{server_dn}",
@@ -316,7 +316,7 @@ def get_setting_override(inv: Invocation) -> None:
         }
         inv.out.write(build.ad_object(
             [f"{_SYSCONF}.ConfigurationSettings.SettingOverride", f"{_SYSCONF}.ADConfigurationObject",
-             *exchange_objects.AD_BASE_TYPES],
+             *exchange_tables.AD_BASE_TYPES],
             own,
             name=name,
             dn=f"CN={name},CN=Setting Overrides,CN=Global Settings,{build.org_dn}",
