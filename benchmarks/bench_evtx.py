@@ -2,6 +2,7 @@
 100 new records under 50 ms), beside the Rust ``evtx`` parser as the anchor.
 
     .venv/bin/python benchmarks/bench_evtx.py [--records 40000] [--owa 12] [--append 100] [--repeat 5]
+                                              [--clock wall|cpu] [--real DIR]
 
 Generates a Windows-shaped Application log with tests/evtx_writer.py (about 40,000 records from
 several providers, a dozen MSExchange OWA events), then measures:
@@ -9,10 +10,15 @@ several providers, a dozen MSExchange OWA events), then measures:
 - incremental: 100 records appended in place (one of them an OWA event), ``scan_file`` from the
   cursor of the cold scan;
 - unchanged: the same file again from the new cursor;
-- python-evtx rendering every record, extrapolated from a sample (what the prefilter avoids);
-- the Rust ``evtx`` package (pip install evtx) parsing the whole file to XML, which also
-  cross-checks the generated file: same record count, same OWA record ids as the scanner.
-The Rust package is only a benchmark anchor, never a runtime dependency.
+- every record rendered (``scan_file(provider=None)``, what ``lync-owa-exporter evtx FILE`` does):
+  python-evtx for templated records, the decoder for the rest (``--every-repeat`` runs, default 1),
+  and the decoder alone (``use_python_evtx=False``) for comparison;
+- stock python-evtx rendering every record, extrapolated from a sample (what the prefilter avoids);
+- the Rust ``evtx`` package (in the test extra) parsing the whole file to XML, which also
+  cross-checks the generated file: same record count, same OWA record ids as the scanner;
+- with --real DIR (default: the shared folder of real event logs beside the project, when present):
+  per real file, the MSExchange OWA scan beside the Rust parser reading the same file.
+The Rust package is only a benchmark anchor and the tests' reference, never a runtime dependency.
 """
 
 from __future__ import annotations
@@ -29,16 +35,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from Evtx.Evtx import Evtx  # noqa: E402
 
-from collectors.sources.evtx import scan_file
+from collectors.sources.evtx import scan_file  # noqa: E402
 from tests.evtx_writer import OWA_PROVIDER, application_log, owa_records  # noqa: E402
+
+clock = time.perf_counter  # --clock cpu: time.process_time, the CPU this process used (all its threads)
 
 
 def timed(fn, repeat: int) -> tuple[list[float], object]:
     times, result = [], None
     for _ in range(repeat):
-        started = time.perf_counter()
+        started = clock()
         result = fn()
-        times.append(time.perf_counter() - started)
+        times.append(clock() - started)
     return times, result
 
 
@@ -48,23 +56,37 @@ def fmt(times: list[float]) -> str:
 
 def python_evtx_rate(path: Path, sample: int) -> float:
     """Records per second when python-evtx renders every record (the naive way)."""
-    started, n = time.perf_counter(), 0
+    started, n = clock(), 0
     with Evtx(str(path)) as log:
         for record in log.records():
             record.xml()
             n += 1
             if n >= sample:
                 break
-    return n / (time.perf_counter() - started)
+    return n / (clock() - started)
+
+
+def rust_all(path: Path) -> list:
+    """Every record the Rust parser reads (it raises on a damaged record and carries on)."""
+    import evtx  # the Rust-backed PyPI package
+
+    out, records = [], evtx.PyEvtxParser(str(path)).records()
+    while True:
+        try:
+            out.append(next(records))
+        except StopIteration:
+            return out
+        except RuntimeError:
+            continue
 
 
 def rust_anchor(path: Path, repeat: int, expected_records: int, owa_ids: list[int]) -> None:
     try:
-        import evtx  # the Rust-backed PyPI package
+        import evtx  # noqa: F401
     except ImportError:
-        print("rust evtx: not installed; for the anchor run:  .venv/bin/pip install evtx")
+        print("rust evtx: not installed; for the anchor run:  .venv/bin/pip install -e '.[test]'")
         return
-    times, records = timed(lambda: list(evtx.PyEvtxParser(str(path)).records()), repeat)
+    times, records = timed(lambda: rust_all(path), repeat)
     print(f"rust evtx, all records to XML:   {fmt(times)}   ({len(records)} records)")
     found = sorted(int(re.search(r"<EventRecordID>(\d+)<", r["data"]).group(1)) for r in records
                    if f'<Provider Name="{OWA_PROVIDER}"' in r["data"])
@@ -73,14 +95,56 @@ def rust_anchor(path: Path, repeat: int, expected_records: int, owa_ids: list[in
     print("rust evtx cross-check: record count and OWA record ids agree with the scanner")
 
 
+def per_call(fn, repeat: int) -> float:
+    """Seconds per call: the median of ``repeat`` loops of at least 50 ms each (tiny files take
+    tens of microseconds, below one timer reading's noise)."""
+    started, calls = clock(), 0
+    while clock() - started < 0.05:
+        fn()
+        calls += 1
+    loops = []
+    for _ in range(repeat):
+        started = clock()
+        for _ in range(calls):
+            fn()
+        loops.append((clock() - started) / calls)
+    return statistics.median(loops)
+
+
+def real_files(folder: Path, repeat: int) -> None:
+    """The OWA-only scan beside the Rust parser on each real file (both read from the page cache)."""
+    try:
+        import evtx  # noqa: F401
+    except ImportError:
+        return
+    print(f"real files in {folder.name}/: OWA-only scan vs Rust evtx reading every record (median of {repeat})")
+    for path in sorted(folder.glob("*.evtx")):
+        ours = per_call(lambda: scan_file(path), repeat)
+        every = timed(lambda: scan_file(path, provider=None), 1)[0][0]
+        decoded = per_call(lambda: scan_file(path, provider=None, use_python_evtx=False), repeat)
+        rust = per_call(lambda: rust_all(path), repeat)
+        print(f"  {path.name:36} OWA scan {ours * 1000:8.3f} ms  every record {every * 1000:8.1f} ms  "
+              f"decoder only {decoded * 1000:8.1f} ms  rust {rust * 1000:8.3f} ms  "
+              f"OWA scan {rust / ours:5.1f}x as fast as rust")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=40_000)
     parser.add_argument("--owa", type=int, default=12)
     parser.add_argument("--append", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--every-repeat", type=int, default=1,
+                        help="runs of rendering every record with python-evtx (about a minute each)")
     parser.add_argument("--sample", type=int, default=1000, help="records python-evtx renders for its rate")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: CPU time of this process (the Rust parser's threads included), for a "
+                             "machine busy with other work, where wall-clock figures measure the others")
+    parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "evtx",
+                        help="a folder of real .evtx files to compare with the Rust parser (skipped if absent)")
     args = parser.parse_args()
+    global clock
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "Application.evtx"
@@ -106,9 +170,9 @@ def main() -> None:
             path.write_bytes(base)
             cursor = scan_file(path).cursor
             path.write_bytes(appended)
-            started = time.perf_counter()
+            started = clock()
             incremental = scan_file(path, cursor=cursor)
-            incremental_times.append(time.perf_counter() - started)
+            incremental_times.append(clock() - started)
         s = incremental.stats
         assert len(incremental.events) == 1 and incremental.reset is None
         print(f"incremental (+{args.append} records):      {fmt(incremental_times)}   ({s.chunks_skipped} chunks "
@@ -118,12 +182,25 @@ def main() -> None:
         unchanged_times, _ = timed(lambda: scan_file(path, cursor=incremental.cursor), args.repeat)
         print(f"unchanged file:                  {fmt(unchanged_times)}")
 
+        every_times, every = timed(lambda: scan_file(path, provider=None), args.every_repeat)
+        assert len(every.events) == len(writer.records) and every.stats.records_unreadable == 0
+        assert every.stats.records_fallback == 0
+        print(f"every record rendered (python-evtx): {fmt(every_times)}   ({len(every.events)} events, "
+              f"{len(every.events) / statistics.median(every_times):,.0f} records/s)")
+        decoder_times, decoded = timed(lambda: scan_file(path, provider=None, use_python_evtx=False), args.repeat)
+        assert [(e.record_number, e.filetime, e.data) for e in decoded.events] == [
+            (e.record_number, e.filetime, e.data) for e in every.events], "the two renderers disagree"
+        print(f"every record decoded (decoder only): {fmt(decoder_times)}   "
+              f"({len(decoded.events) / statistics.median(decoder_times):,.0f} records/s, same events)")
+
         rate = python_evtx_rate(path, args.sample)
         print(f"python-evtx rendering every record: {rate:,.0f} records/s, so about "
               f"{len(writer.records) / rate:,.0f} s for this file")
 
         owa_ids = sorted(r.xml_record_id for r in owa_records(writer))
         rust_anchor(path, args.repeat, len(writer.records), owa_ids)
+    if args.real.is_dir():
+        real_files(args.real, args.repeat)
 
 
 if __name__ == "__main__":

@@ -18,11 +18,16 @@ Event shapes, all as Windows writes them into the Application log:
   ``<Data Name="...">`` elements with one substitution each.
 - ``substituted``: the provider name itself is a substitution value (as forwarded or re-rendered
   events can carry it): one template serves several providers, so the name is only in the record.
+- ``templateless``: no template at all, every value written as text in the record, as Windows
+  Event Collector writes forwarded events (ForwardedEvents) and some exports do; elements outside a
+  template definition carry no dependency identifier.
 
 Options: a dirty header (fewer chunks and an older next record number than the chunks hold), a
 circular log that wraps (the oldest chunk is reused, so chunks stop being in record order),
 appending to a file already written (earlier bytes unchanged, as Windows appends), corrupting a
-chunk, and XML EventRecordIDs that differ from the record header numbers (as exported files do).
+chunk, XML EventRecordIDs that differ from the record header numbers (as exported files do), and
+stale records in a chunk's slack space (past its end-of-data mark), as Windows leaves them when it
+reuses a chunk without clearing it: whole, valid records whose numbers do not continue the chunk's.
 """
 
 from __future__ import annotations
@@ -68,10 +73,11 @@ class EventSpec:
     time: datetime
     data: tuple[str, ...] = ()
     level: int = 4
-    style: str = "classic"  # classic | manifest | substituted
+    style: str = "classic"  # classic | manifest | substituted | templateless
     qualifiers: int | None = 0
     provider_guid: str = "{a2f94a9c-5b2b-4d7e-9b1f-1c2d3e4f5a6b}"
     data_names: tuple[str, ...] = ()  # manifest: the Data Name attributes (default param1..n)
+    sub_microsecond: int = 0  # 0-9: TimeCreated's 100 ns tick below ``time``'s microsecond
 
 
 @dataclass
@@ -109,6 +115,7 @@ class _Emitter:
         self.templates = dict(chunk.templates)
         self.new_strings: list[tuple[int, int]] = []  # (offset, bucket)
         self.new_templates: list[tuple[int, int]] = []
+        self.in_template = True  # False while writing a template-less record
 
     def here(self) -> int:
         return self.base + len(self.out)
@@ -144,7 +151,8 @@ class _Emitter:
     def element(self, tag: str, attrs=(), content=None) -> None:
         """attrs: [(name, writer)]; content: list of writers, or None for an empty element."""
         self.u8(0x41 if attrs else 0x01)
-        self.u16(0xFFFF)  # dependency: none
+        if self.in_template:
+            self.u16(0xFFFF)  # dependency: none (present only inside template definitions)
         size_at = len(self.out)
         self.u32(0)
         self.name(tag)
@@ -282,7 +290,7 @@ def _system_values(spec: EventSpec, xml_record_id: int, keywords: int) -> list:
         (T_UINT16, struct.pack("<H", spec.event_id & 0xFFFF)),  # 3 EventID
         q,  # 4 Qualifiers
         (T_HEX64, struct.pack("<Q", keywords)),  # 5 Keywords
-        (T_FILETIME, struct.pack("<Q", filetime(spec.time))),  # 6 TimeCreated
+        (T_FILETIME, struct.pack("<Q", filetime(spec.time) + spec.sub_microsecond)),  # 6 TimeCreated
         null,  # 7 ActivityID
         (T_UINT32, struct.pack("<I", 0)),  # 8 ProcessID
         (T_UINT32, struct.pack("<I", 0)),  # 9 ThreadID
@@ -303,7 +311,39 @@ def _classic_data_value(strings: tuple[str, ...]):
     return write
 
 
+def _emit_templateless(e: _Emitter, spec: EventSpec, xml_record_id: int, channel: str, computer: str) -> None:
+    """The whole event as elements and text values, as forwarded events are written."""
+    ticks = filetime(spec.time) + spec.sub_microsecond
+    when = _EPOCH_1601 + timedelta(microseconds=ticks // 10)
+    system_time = when.strftime("%Y-%m-%dT%H:%M:%S") + f".{when.microsecond:06d}{ticks % 10}Z"
+
+    def text_element(tag: str, value: str, attrs=()):
+        return lambda e: e.element(tag, attrs=attrs, content=[lambda e: e.text(value)])
+
+    qualifiers = [("Qualifiers", lambda e: e.text(str(spec.qualifiers)))] if spec.qualifiers is not None else []
+    system = [
+        lambda e: e.element("Provider", attrs=[("Name", lambda e: e.text(spec.provider))]),
+        text_element("EventID", str(spec.event_id), qualifiers),
+        text_element("Level", str(spec.level)),
+        lambda e: e.element("TimeCreated", attrs=[("SystemTime", lambda e: e.text(system_time))]),
+        text_element("EventRecordID", str(xml_record_id)),
+        text_element("Channel", channel),
+        text_element("Computer", computer),
+    ]
+    data = [text_element("Data", s) for s in spec.data]
+    e.in_template = False
+    e.out += b"\x0f\x01\x01\x00"
+    e.element("Event", attrs=[("xmlns", lambda e: e.text(EVENT_NS))], content=[
+        lambda e: e.element("System", content=system),
+        lambda e: e.element("EventData", content=data),
+    ])
+    e.u8(0x00)  # end of stream
+
+
 def emit_event(e: _Emitter, spec: EventSpec, xml_record_id: int, channel: str, computer: str) -> None:
+    if spec.style == "templateless":
+        _emit_templateless(e, spec, xml_record_id, channel, computer)
+        return
     if spec.style == "classic":
         key = ("classic", spec.provider, channel, computer)
         provider_attrs = [("Name", lambda e: e.text(spec.provider))]
@@ -347,6 +387,19 @@ class _Chunk:
         self.template_heads = [0] * 32
         self.records: list[WrittenRecord] = []
         self.last_record_offset = 0
+        self.stale: list[tuple[int, bytes]] = []  # (offset, bytes) left past the end-of-data mark
+
+    def leave_stale_copy(self, record: WrittenRecord, number: int) -> int:
+        """A copy of one of this chunk's records, renumbered, left in the slack space after the
+        last record (and after earlier stale copies); its offset. The free-space offset stays."""
+        size = struct.unpack_from("<I", self.buf, record.offset + 4)[0]
+        at = max([self.pos] + [o + len(b) for o, b in self.stale])
+        if at + size > CHUNK_SIZE:
+            raise ValueError("no slack space left in this chunk")
+        copy = bytearray(self.buf[record.offset:record.offset + size])
+        struct.pack_into("<Q", copy, 8, number)
+        self.stale.append((at, bytes(copy)))
+        return at
 
     def try_add(self, spec, number, xml_id, channel, computer, slot) -> WrittenRecord | None:
         e = _Emitter(self.pos + 0x18, self)
@@ -354,7 +407,7 @@ class _Chunk:
         size = (0x18 + len(e.out) + 4 + 7) & ~7  # records are 8-byte aligned
         if self.pos + size > CHUNK_SIZE:
             return None
-        header = b"\x2a\x2a\x00\x00" + struct.pack("<IQQ", size, number, filetime(spec.time))
+        header = b"\x2a\x2a\x00\x00" + struct.pack("<IQQ", size, number, filetime(spec.time) + spec.sub_microsecond)
         record = header + bytes(e.out) + b"\x00" * (size - 0x18 - len(e.out) - 4) + struct.pack("<I", size)
         self.buf[self.pos:self.pos + size] = record
         for offset, bucket in e.new_strings:  # newest first in each bucket, as Windows chains them
@@ -372,7 +425,11 @@ class _Chunk:
 
     def finish(self) -> bytes:
         """The chunk with its header, tables and both CRC32s filled in."""
-        buf = self.buf
+        buf = bytearray(self.buf)
+        for at, stale in self.stale:  # what later records have not overwritten yet
+            start = max(at, self.pos)
+            if start < at + len(stale):
+                buf[start:at + len(stale)] = stale[start - at:]
         first, last = self.records[0].number, self.records[-1].number
         struct.pack_into("<8sQQQQIIII", buf, 0, b"ElfChnk\x00", first, last, first, last,
                          0x80, self.last_record_offset, self.pos, zlib.crc32(buf[CHUNK_HEADER_SIZE:self.pos]))
@@ -419,6 +476,11 @@ class EvtxWriter:
 
     def add_all(self, specs) -> list[WrittenRecord]:
         return [self.add(s) for s in specs]
+
+    def leave_stale_copy(self, record: WrittenRecord, number: int) -> int:
+        """A copy of ``record`` numbered ``number`` in the slack space of its chunk (its chunk offset):
+        what an earlier use of that space left. Records added to the chunk later overwrite it."""
+        return self.slots[record.chunk_slot].leave_stale_copy(record, number)
 
     def _new_slot(self) -> int:
         if self.max_chunks is not None and len(self.slots) >= self.max_chunks:

@@ -13,6 +13,7 @@
   hold every server's exports. The others are counted apart, so a wrong name is visible.
 - Damaged records and chunks are skipped and counted; a file that cannot be read at all is counted
   as unreadable, and the others are still read. Only a folder that cannot be listed fails the run.
+  Stale records in a chunk's slack space are neither events nor damage (``evtx.layout``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ EVTX_SUFFIX = ".evtx"
 REMEMBERED_EVENTS = 20_000  # events kept to recognise a repeat; older ones are forgotten
 SAFETY_SECONDS = 1.0  # left of the run's deadline after scanning, to build the samples
 
-EventKey = tuple[str, int, int]  # computer (as fqdn() compares it), EventRecordID, TimeCreated in microseconds
+EventKey = tuple[str, int, int]  # computer (as fqdn() compares it), EventRecordID, TimeCreated in 100 ns ticks
 
 
 @dataclass
@@ -99,7 +100,7 @@ class ComputerFilter:
 
 
 def event_key(event: ProviderEvent) -> EventKey:
-    return (fqdn(event.computer), event.record_id, round(event.time.timestamp() * 1_000_000))
+    return (fqdn(event.computer), event.record_id, event.ticks)  # exact integers: no float rounding
 
 
 class FolderReader:

@@ -20,7 +20,6 @@ from typing import Iterator
 
 import pytest
 
-from collectors.sources import evtx as evtx_scan
 from collectors.sources.evtx import (
     CHUNK_HEADER_SIZE,
     CHUNK_SIZE,
@@ -32,8 +31,9 @@ from collectors.sources.evtx import (
     scan_file,
     scan_folder,
 )
+from collectors.sources.evtx import scan as evtx_scan
 
-# A provider each file does hold, so scanning for it renders (damaged) records with python-evtx.
+# A provider each file does hold, so scanning for it decodes (damaged) records.
 OWN_PROVIDER = {
     "application-2216-records.evtx": "Microsoft-Windows-LoadPerf",
     "application-no-crc32.evtx": "ESENT",
