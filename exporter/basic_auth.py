@@ -11,11 +11,14 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 from collections.abc import Mapping
 
 import bcrypt
+
+from exporter.fair_queue import FairLimiter
 
 __all__ = ["BasicAuth", "parse_basic_authorization"]
 
@@ -28,36 +31,43 @@ class BasicAuth:
     bcrypt is slow on purpose (~70 ms at cost 10), too slow to pay on every scrape: a successful check is
     remembered as an HMAC of (user, password, hash) under a key made at start, so the cache never holds
     anything a password can be recovered from, and is compared in constant time. Failures are never
-    cached, so guessing always costs a bcrypt run; runs are serialised so a flood of wrong guesses uses
-    one core at most. An unknown user is checked against a dummy hash of the same cost, so the answer
-    takes as long as for a known user.
+    cached, so guessing always costs a bcrypt run. At most ``bcrypt_slots`` runs at a time (half the
+    cores: a flood of wrong guesses leaves the rest for scrapes and collectors), and waiting checks take
+    their turn round robin by client address (``FairLimiter``), so a flood from one address delays
+    another client's login by about one run per flooding address, not by the whole flood. An unknown
+    user is checked against a dummy hash of the same cost, so the answer takes as long as for a known
+    user.
     """
 
-    def __init__(self, users: Mapping[str, bytes]) -> None:
+    def __init__(self, users: Mapping[str, bytes], bcrypt_slots: int | None = None) -> None:
         self._users = dict(users)
         self._key = secrets.token_bytes(32)
         self._verified: dict[str, bytes] = {}
-        self._bcrypt_lock = threading.Lock()
+        self._bcrypt_slots = FairLimiter(bcrypt_slots or max(1, (os.cpu_count() or 2) // 2))
+        self._dummy_lock = threading.Lock()
         self._dummy_hash: bytes | None = None  # made on first use: a high cost would slow the start
 
     @property
     def enabled(self) -> bool:
         return bool(self._users)
 
-    def check_header(self, authorization: str | None) -> bool:
+    def check_header(self, authorization: str | None, client: str = "") -> bool:
+        """Whether the header carries a known user and its password; ``client`` (its address) decides
+        its place in the queue for bcrypt."""
         credentials = parse_basic_authorization(authorization)
-        return credentials is not None and self.verify(*credentials)
+        return credentials is not None and self.verify(*credentials, client=client)
 
-    def verify(self, user: str, password: str) -> bool:
+    def verify(self, user: str, password: str, client: str = "") -> bool:
         hashed = self._users.get(user)
         secret = password.encode("utf-8")[:_BCRYPT_MAX_PASSWORD_BYTES]
         digest = self._digest(user, secret, hashed or b"")
         cached = self._verified.get(user)
         if hashed is not None and cached is not None and hmac.compare_digest(cached, digest):
             return True
-        with self._bcrypt_lock:
+        dummy = self._dummy() if hashed is None else b""
+        with self._bcrypt_slots.slot(client):
             try:
-                matches = bcrypt.checkpw(secret, hashed or self._dummy())
+                matches = bcrypt.checkpw(secret, hashed or dummy)
             except ValueError:  # a hash bcrypt cannot read; the loader should have refused it
                 matches = False
         if matches and hashed is not None:
@@ -66,9 +76,10 @@ class BasicAuth:
         return False
 
     def _dummy(self) -> bytes:
-        if self._dummy_hash is None:
-            cost = max((int(h[4:6]) for h in self._users.values()), default=10)
-            self._dummy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
+        with self._dummy_lock:  # made once, even when the first unknown users come in together
+            if self._dummy_hash is None:
+                cost = max((int(h[4:6]) for h in self._users.values()), default=10)
+                self._dummy_hash = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost))
         return self._dummy_hash
 
     def _digest(self, user: str, secret: bytes, hashed: bytes) -> bytes:

@@ -9,23 +9,18 @@ device, a folder or a log named by mistake is refused instead of read.
 
 from __future__ import annotations
 
-import errno
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography import x509
 from pydantic import ValidationInfo
 
+from collectors.helpers.bounded_file import FileRefused, read_bounded_file
+
 __all__ = ["MAX_PEM_FILE_BYTES", "FileRefused", "resolve_path", "read_small_file", "pem_certificates", "check_ca_file"]
 
 # PEM bundles are small: the whole Mozilla CA bundle is about 220 KiB.
 MAX_PEM_FILE_BYTES = 4 * 1024 * 1024
-
-
-class FileRefused(OSError):
-    """A path that names something not to be read: not a regular file, or a file that is too large.
-    ``strerror`` says which in a few words ("not a regular file", "larger than 4 MiB")."""
 
 
 def resolve_path(name: str, info: ValidationInfo | None, base_dir: Path | None = None) -> Path:
@@ -41,18 +36,12 @@ def resolve_path(name: str, info: ValidationInfo | None, base_dir: Path | None =
 
 
 def read_small_file(path: Path, limit: int = MAX_PEM_FILE_BYTES) -> bytes:
-    """The content of the regular file ``path``, of at most ``limit`` bytes.
+    """The content of the regular file ``path``, of at most ``limit`` bytes (see bounded_file).
 
     Raises FileRefused for anything else than a regular file or for a larger file, and OSError when
     it cannot be read (missing, no permission: ``strerror`` says why).
     """
-    if not stat.S_ISREG(path.stat().st_mode):  # checked first: reading a FIFO or a device may never end
-        raise FileRefused(errno.EINVAL, "not a regular file", str(path))
-    with path.open("rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise FileRefused(errno.EFBIG, f"larger than {_size(limit)}", str(path))
-    return data
+    return read_bounded_file(path, limit)
 
 
 def pem_certificates(data: bytes) -> list[x509.Certificate]:
@@ -82,9 +71,3 @@ def check_ca_file(name: str, info: ValidationInfo | None, *, require_certificate
         raise ValueError(f"{where} holds no PEM certificate")
     return str(path)
 
-
-def _size(limit: int) -> str:
-    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
-        if limit >= scale and limit % scale == 0:
-            return f"{limit // scale} {unit}"
-    return f"{limit} bytes"

@@ -14,10 +14,9 @@ import datetime as dt
 import re
 from typing import Any, Iterable, Mapping
 
-import defusedxml.ElementTree as SafeET
-
 from collectors.contract import Field, Shape, ShapeError
 from collectors.sources.file_text import text_object
+from collectors.sources.safe_xml import bounded_fromstring
 
 # A property value is plain when it is one of these after normalisation.
 PLAIN_SCALARS = (type(None), bool, int, float, str)
@@ -68,15 +67,33 @@ def _is_enum(obj: Any) -> bool:
 def _multi_valued_items(obj: Any, budget: "_Budget") -> list[str] | None:
     """Items of an Exchange MultiValuedProperty that pypsrp could not deserialise, else None."""
     for raw in getattr(obj, "property_sets", None) or []:
-        # Only CLIXML lists qualify; a DTD or entity in one is refused by defusedxml below.
+        # Only CLIXML lists qualify; a DTD, an entity or a bomb of elements in one is refused below.
         if isinstance(raw, str) and raw.lstrip().startswith("<") and "<LST" in raw[:4096]:
             budget.spend(len(raw))  # parsing is the cost, whatever it yields
             try:
-                root = SafeET.fromstring(raw)
+                root = bounded_fromstring(raw)
             except Exception as exc:  # defusedxml raises several types for hostile input
                 raise ShapeError(f"unreadable multi-valued property: {type(exc).__name__}") from None
-            return [_item_text(child)[:MAX_STRING_CHARS] for child in list(root)[:MAX_LIST_ITEMS]]
+            return [_readable(_item_text(child)[:MAX_STRING_CHARS]) for child in list(root)[:MAX_LIST_ITEMS]]
     return None
+
+
+class DamagedText(str):
+    """Text a server sent with a lone UTF-16 surrogate (CLIXML ``_xD800_``), shown with U+FFFD in its place.
+
+    UTF-8 cannot encode a lone surrogate, so left in it would break a log line or the exposition
+    later. Only this value is damaged: a property nobody declared reads as the cleaned text, and a
+    declared field holding one fails with its name (:func:`convert`), not the whole answer.
+    """
+
+
+def _readable(text: str) -> str:
+    """``text``, or a :class:`DamagedText` when it holds a lone surrogate."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return DamagedText("".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text))
+    return text
 
 
 class PlainObject(dict):
@@ -124,7 +141,7 @@ def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
         raise ShapeError("answer nested too deeply")
     if isinstance(value, str):
         budget.spend(min(len(value), MAX_STRING_CHARS))
-        return value[:MAX_STRING_CHARS]
+        return _readable(value[:MAX_STRING_CHARS])
     budget.spend()
     if isinstance(value, PLAIN_SCALARS):
         return value
@@ -150,11 +167,11 @@ def to_plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
             for key, item in source.items():
                 props[str(key)[:256]] = to_plain(item, depth + 1, budget)
         text = getattr(value, "to_string", None)
-        return PlainObject(props, text[:MAX_STRING_CHARS] if isinstance(text, str) else None)
+        return PlainObject(props, _readable(text[:MAX_STRING_CHARS]) if isinstance(text, str) else None)
     # Anything else (a UUID, a pypsrp helper object): its string form is the honest plain value.
     text = str(value)[:MAX_STRING_CHARS]
     budget.spend(len(text))
-    return text
+    return _readable(text)
 
 
 def convert(shape: Shape, obj: Any) -> dict[str, Any]:
@@ -180,6 +197,8 @@ def _coerce(cmdlet: str, spec: Field, value: Any) -> Any:
         if spec.nullable or not spec.required:
             return None
         raise ShapeError(f"{where} is null")
+    if isinstance(value, DamagedText) or isinstance(value, PlainObject) and isinstance(value.text, DamagedText):
+        raise ShapeError(f"{where}: text holds a lone UTF-16 surrogate and cannot be read")
     kind = spec.kind
     if kind == "any":
         return value

@@ -47,6 +47,7 @@ from collectors.contract import (
     Shape,
     ShapeError,
 )
+from collectors.sources import pypsrp_parsing
 from collectors.sources.kerberos import (
     explain_auth_failure,
     kerberos_identity,
@@ -55,11 +56,17 @@ from collectors.sources.kerberos import (
 )
 from collectors.sources.normalize import convert_all
 from collectors.sources.response_cap import (
+    AnswerTally,
     ResponseTooLarge,
     cap_response_bodies,
+    release_memory,
 )
+from collectors.sources.safe_xml import UnsafeXML
 
 log = logging.getLogger(__name__)
+
+# Every answer pypsrp parses is parsed within bounds: no DTD or entity, bounded depth and elements.
+pypsrp_parsing.install()
 
 # WSMan fault codes that matter to us.
 WSMAN_OPERATION_TIMEOUT = 0x80338029
@@ -68,6 +75,11 @@ WSMAN_ACCESS_DENIED = 5
 
 # Shells we open idle out on the server if we vanish (a crash, a dropped pool).
 SHELL_IDLE_TIMEOUT_SECONDS = 600
+# How long closing a session waits for a run in flight before leaving the pool to it: a run on a
+# healthy host ends within it (then the pool is closed politely); one on a hung host does not.
+CLOSE_WAIT_SECONDS = 2.0
+# The most closing every session may take at shutdown: the rest of a stop fits Docker's 10 s grace.
+CLOSE_ALL_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -107,9 +119,11 @@ class RemoteSession:
         self._pool: RunspacePool | None = None
         self.pools_opened = 0
         self._secrets = tuple(s for s in (spec.password,) if s)
+        self._answers = AnswerTally()  # did a run read a large answer (its memory is given back after it)
         # Set by close(): a run still in flight at shutdown (abandoned past its deadline) must not
         # open a new pool on the server after the exporter closed the old one.
         self._closed = False
+        self._left_to_run = False  # set by close() when a run held the session too long: that run drops the pool
 
     # --- public -------------------------------------------------------------------------------
     def run(
@@ -132,13 +146,23 @@ class RemoteSession:
         try:
             return self._run_locked(cmdlet, dict(parameters or {}), shape, deadline, tuple(accept_error_ids))
         finally:
+            if self._left_to_run:  # close() gave up waiting for this run: nobody else will drop the pool
+                self._close_pool(polite=False)
             self._lock.release()
+            release_memory(self._answers)
 
-    def close(self) -> None:
-        """Close the pool politely, bounded in time; used at shutdown. No pool opens after this."""
+    def close(self, wait: float = CLOSE_WAIT_SECONDS) -> None:
+        """Close the pool politely, bounded in time; used at shutdown. No pool opens after this. A run in
+        flight (on a hung host) holds the session: past ``wait`` the pool is left to it, to drop when it ends."""
         self._closed = True
-        with self._lock:
+        if not self._lock.acquire(timeout=wait):
+            self._left_to_run = True
+            log.debug("session busy with an abandoned run; not waiting to close it", extra={"where": self.spec.where})
+            return
+        try:
             self._close_pool(polite=True)
+        finally:
+            self._lock.release()
 
     # --- internals ----------------------------------------------------------------------------
     def _run_locked(
@@ -185,7 +209,7 @@ class RemoteSession:
         transport.read_timeout = left
 
     def _ensure_pool(self, deadline: Deadline) -> RunspacePool:
-        if self._closed:
+        if self._closed and self._pool is None:  # an open pool serves the run in flight; close() closes it after
             raise CollectError(ErrorKind.UNREACHABLE, self.spec.where, "the exporter is shutting down; session closed")
         if self.spec.keytab_file:
             # Before every run, not only when a pool opens: a dropped connection re-authenticates
@@ -223,7 +247,7 @@ class RemoteSession:
             operation_timeout=20,
             **negotiate,
         )
-        cap_response_bodies(self._wsman, parsed.hostname or spec.url)
+        cap_response_bodies(self._wsman, parsed.hostname or spec.url, tally=self._answers)
         self._set_http_timeouts(deadline)
         pool = RunspacePool(self._wsman, configuration_name=spec.configuration, idle_timeout=SHELL_IDLE_TIMEOUT_SECONDS)
         pool.open()
@@ -275,14 +299,16 @@ class RemoteSession:
         pool, wsman = self._pool, self._wsman
         self._pool = None
         self._wsman = None
+        if pool is not None:
+            log.debug("runspace pool %s", "closed" if polite else "dropped", extra={"where": self.spec.where})
         if pool is not None and polite:
             try:
-                if wsman is not None:
-                    wsman.transport.read_timeout = 3
-                    wsman.transport.connection_timeout = 2
+                if wsman is not None:  # a polite close must fit a container stop's grace with the rest
+                    wsman.transport.read_timeout = 2
+                    wsman.transport.connection_timeout = 1
                 pool.close()
-            except Exception:  # noqa: BLE001 - best effort at shutdown
-                pass
+            except Exception as exc:  # noqa: BLE001 - best effort at shutdown; the shell idles out
+                log.debug("closing the remote shell failed: %s", type(exc).__name__, extra={"where": self.spec.where})
         if wsman is not None:
             try:
                 wsman.close()
@@ -304,6 +330,8 @@ class RemoteSession:
             kind, message = ErrorKind.AUTH, auth_problem
         elif isinstance(exc, ResponseTooLarge):
             kind, message = ErrorKind.SHAPE, str(exc)
+        elif isinstance(exc, UnsafeXML):
+            kind, message = ErrorKind.SHAPE, f"answer refused: {exc}"
         elif isinstance(exc, AuthenticationError):
             kind, message = ErrorKind.AUTH, "authentication failed (HTTP 401)"
         elif isinstance(exc, requests.exceptions.ConnectTimeout):
@@ -374,6 +402,6 @@ class SessionPool:
         threads = [threading.Thread(target=s.close, daemon=True) for s in self.sessions()]
         for t in threads:
             t.start()
-        end = time.monotonic() + timeout
+        end = time.monotonic() + min(timeout, CLOSE_ALL_SECONDS)
         for t in threads:
             t.join(max(end - time.monotonic(), 0))

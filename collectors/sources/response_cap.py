@@ -7,6 +7,9 @@ pypsrp is replaced.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import logging
 from typing import Any
 
 import requests
@@ -16,6 +19,55 @@ from pypsrp.wsman import WSMan
 # (pypsrp asks for 150 KiB), so a real answer stays far below; past this the connection is dropped
 # unread and the run fails with kind ``shape``. Counted after any content decoding (no gzip bomb).
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+# An answer this large leaves memory that glibc keeps (below): the run that read it gives it back.
+LARGE_ANSWER_BYTES = 4 * 1024 * 1024
+RELEASE_AFTER_LARGE_ANSWERS = True  # off only in benchmarks/bench_memory_spike.py, to show the difference
+
+log = logging.getLogger(__name__)
+
+
+class AnswerTally:
+    """Whether a session's transport read a large answer since the last look; one per session."""
+
+    def __init__(self) -> None:
+        self.large = False
+
+    def take_large(self) -> bool:
+        large, self.large = self.large, False
+        return large
+
+
+def _load_malloc_trim() -> Any:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return libc.malloc_trim if libc is not None else None
+    except (OSError, AttributeError):  # not glibc (musl, Windows): nothing to trim
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def trim_heap() -> bool:
+    """Give the heap's free pages back to the system (glibc ``malloc_trim(0)``, every arena).
+
+    After freeing a large block glibc raises its mmap threshold to that block's size (up to 32 MiB),
+    so the next large answers are served from the heaps of the threads that read them, and their
+    freed pages stay there, pinned by any small live block above them (a failed run's traceback,
+    until the cyclic collector runs): RSS stayed at 330 MB after a spike of 32 MiB answers, and stays
+    at 72 MB with this (benchmarks/bench_memory_spike.py, docs/reliability.md).
+    """
+    if _malloc_trim is None:
+        return False
+    _malloc_trim(0)
+    return True
+
+
+def release_memory(tally: AnswerTally) -> None:
+    """After a run: if it read a large answer, return the freed memory to the system."""
+    if tally.take_large() and RELEASE_AFTER_LARGE_ANSWERS and trim_heap():
+        log.debug("large answer read; heap trimmed")
 
 
 class ResponseTooLarge(Exception):
@@ -34,11 +86,12 @@ class _CappedBody:
     Everything else (status, headers, ``release_conn``, what cookie handling reads) is the wrapped one's.
     """
 
-    def __init__(self, raw: Any, limit: int, host: str) -> None:
+    def __init__(self, raw: Any, limit: int, host: str, tally: AnswerTally | None = None) -> None:
         self._raw = raw
         self._limit = limit
         self._host = host
         self._seen = 0
+        self._tally = tally
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
@@ -52,6 +105,8 @@ class _CappedBody:
 
     def _count(self, data: bytes) -> bytes:
         self._seen += len(data)
+        if self._tally is not None and self._seen >= LARGE_ANSWER_BYTES:
+            self._tally.large = True
         if self._seen > self._limit:
             self._raw.close()  # closes the socket: the rest of the body is never read
             raise ResponseTooLarge(self._host, self._limit)
@@ -74,11 +129,13 @@ class _CappedAdapter(requests.adapters.BaseAdapter):
     handshake (Negotiate, CredSSP) re-sends through it are capped too.
     """
 
-    def __init__(self, inner: requests.adapters.BaseAdapter, limit: int, host: str) -> None:
+    def __init__(self, inner: requests.adapters.BaseAdapter, limit: int, host: str,
+                 tally: AnswerTally | None = None) -> None:
         super().__init__()
         self.inner = inner
         self.limit = limit
         self.host = host
+        self.tally = tally
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         response = self.inner.send(request, **kwargs)
@@ -87,7 +144,7 @@ class _CappedAdapter(requests.adapters.BaseAdapter):
         if declared.isdigit() and int(declared) > self.limit:
             response.raw.close()
             raise ResponseTooLarge(self.host, self.limit)
-        response.raw = _CappedBody(response.raw, self.limit, self.host)
+        response.raw = _CappedBody(response.raw, self.limit, self.host, self.tally)
         return response
 
     def close(self) -> None:
@@ -104,7 +161,7 @@ class _CappedAdapter(requests.adapters.BaseAdapter):
         self.inner.close()
 
 
-def cap_response_bodies(wsman: WSMan, host: str, limit: int | None = None) -> None:
+def cap_response_bodies(wsman: WSMan, host: str, limit: int | None = None, tally: AnswerTally | None = None) -> None:
     """Cap every response body the transport of ``wsman`` will read at ``limit`` (MAX_RESPONSE_BYTES).
 
     pypsrp offers no hook into its requests session: it builds it inside its first ``send()``.
@@ -117,4 +174,4 @@ def cap_response_bodies(wsman: WSMan, host: str, limit: int | None = None) -> No
     session = transport.session
     for prefix, adapter in list(session.adapters.items()):
         if not isinstance(adapter, _CappedAdapter):
-            session.mount(prefix, _CappedAdapter(adapter, limit or MAX_RESPONSE_BYTES, host))
+            session.mount(prefix, _CappedAdapter(adapter, limit or MAX_RESPONSE_BYTES, host, tally))

@@ -12,10 +12,13 @@ and are its keytab and ticket cache usable?
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import struct
 from pathlib import Path
+
+from collectors.helpers.bounded_file import FileRefused, read_bounded_file
 
 __all__ = ["missing_for_auth", "keytab_principals", "KeytabError", "check_ticket_cache_target"]
 
@@ -69,20 +72,17 @@ def keytab_principals(path: Path) -> list[str]:
     """The principals in an MIT keytab file (``name/instance@REALM``), in file order, without repeats."""
     where = f"keytab {str(path)!r}"
     try:
-        with open(path, "rb") as handle:
-            if not os.path.isfile(path):
-                raise KeytabError(f"{where} is not a regular file")
-            data = handle.read(_MAX_KEYTAB_BYTES + 1)
-    except KeytabError:
-        raise
+        data = read_bounded_file(path, _MAX_KEYTAB_BYTES)  # checked on the open file: a FIFO cannot block
+    except FileRefused as exc:
+        if exc.errno == errno.EFBIG:
+            raise KeytabError(f"{where} is larger than 1 MiB: not a keytab") from None
+        raise KeytabError(f"{where} is {exc.strerror}") from None
     except PermissionError:
         raise KeytabError(f"{where} is not readable by this user (uid {os.getuid() if hasattr(os, 'getuid') else '?'}): "
                           f"make it readable by the exporter (e.g. chmod 0400 and chown, or mount it for uid 10112 "
                           f"in the container)") from None
     except OSError as exc:
         raise KeytabError(f"cannot read {where}: {exc.strerror or type(exc).__name__}") from None
-    if len(data) > _MAX_KEYTAB_BYTES:
-        raise KeytabError(f"{where} is larger than 1 MiB: not a keytab")
     return _parse_keytab(data, where)
 
 

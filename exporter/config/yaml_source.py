@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from collectors.helpers.bounded_file import MAX_CONFIG_FILE_BYTES, read_bounded_file
+
 __all__ = ["KeyPath", "Position", "MAX_YAML_NODES", "Document", "YamlError", "YamlSyntaxError", "read_yaml"]
 
 KeyPath = tuple[str | int, ...]  # ("targets", 0, "name"); the root is ()
@@ -54,11 +56,12 @@ class YamlSyntaxError(YamlError):
 def read_yaml(path: Path, *, typed_keys: bool = False) -> Document | None:
     """Read and convert a YAML file; None when it holds no document (empty, or only comments).
 
-    Raises OSError when the file cannot be read (the caller names the file in its own words) and
+    Raises OSError when the file cannot be read, FileRefused (an OSError) when it is not a regular file
+    or is larger than MAX_CONFIG_FILE_BYTES (the caller names the file in its own words), and
     YamlError when it is not YAML. Keys are taken as written ("on", "1" or "null" stay strings)
     unless ``typed_keys``, where they are read like values (1234 is an int), as PyYAML does.
     """
-    raw = path.read_bytes()
+    raw = read_bounded_file(path, MAX_CONFIG_FILE_BYTES)  # a FIFO, /dev/zero or a huge file: FileRefused
     try:
         root = yaml.compose(raw, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

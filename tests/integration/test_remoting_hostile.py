@@ -80,8 +80,12 @@ def test_huge_answer_on_an_open_pool_fails_with_kind_shape_and_the_next_run_succ
     runner, store = make_runner(sim, tmp_dirs, "fe01", sessions)
     runner()
     assert status(store).up, status(store).last_error
-    (session,) = sessions.sessions()
-    assert session.pools_opened == 1
+    # The CMS over /OcsPowershell (the run's first call, the one the huge answer meets), the event log
+    # over WinRM: one session each.
+    by_path = {s.spec.url.rsplit("/", 1)[-1]: s for s in sessions.sessions()}
+    assert sorted(by_path) == ["OcsPowershell", "wsman"]
+    session, windows = by_path["OcsPowershell"], by_path["wsman"]
+    assert session.pools_opened == windows.pools_opened == 1
 
     sim.set_fault(FE01, "huge", size_mb=HUGE_MB)
     runner()
@@ -95,6 +99,7 @@ def test_huge_answer_on_an_open_pool_fails_with_kind_shape_and_the_next_run_succ
     runner()
     assert status(store).up, status(store).last_error
     assert session.pools_opened == 2  # the pool that met the huge answer was dropped, a new one opened
+    assert windows.pools_opened == 1
     sessions.close_all(timeout=5)
 
 
