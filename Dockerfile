@@ -1,7 +1,7 @@
 # lync-owa-exporter: runs as a non-root user on a read-only root file system; mount the configuration
 # at /etc/lync-owa-exporter/config.yaml and pass passwords by environment variable or secret file,
 # or mount a keytab (and /etc/krb5.conf) read-only for Kerberos: see docs/deployment.md.
-#   docker build -t lync-owa-exporter .
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t lync-owa-exporter .
 #   docker run --read-only --cap-drop ALL -p 10112:10112 \
 #     -v ./config.yaml:/etc/lync-owa-exporter/config.yaml:ro -e LYNC_MONITOR_PASSWORD lync-owa-exporter
 # PYTHON_IMAGE is any Debian-based image with python3 and pip; the tests build with a stand-in of it.
@@ -16,11 +16,14 @@ RUN headers=$(python3 -c "import os, sysconfig; print(os.path.exists(sysconfig.g
         $([ "$headers" = True ] || echo python3-dev) \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# The git revision shown by --version and lync_owa_build_info (the build context has no .git):
+# setup.py stamps it into the package; without the argument it reads "unknown".
+ARG REVISION=unknown
+COPY pyproject.toml setup.py README.md ./
 COPY exporter ./exporter
 COPY collectors ./collectors
 COPY simulator ./simulator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[kerberos]'
+RUN LYNC_OWA_REVISION="$REVISION" pip wheel --no-cache-dir --wheel-dir /wheels '.[kerberos]'
 
 FROM ${PYTHON_IMAGE}
 # The run-time half of MIT Kerberos (GSSAPI for Kerberos and Negotiate). krb5.conf is the operator's:

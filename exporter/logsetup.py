@@ -6,14 +6,71 @@ import datetime as dt
 import json
 import logging
 import sys
+import threading
+import time
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is logged as a field.
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
-# Libraries that log every SOAP message at debug: useful only when asked for by name.
-NOISY_LIBRARIES = ("pypsrp", "psrpcore", "requests", "urllib3", "apscheduler", "spnego")
+# Libraries that log every run (pypsrp opens and closes pipelines at INFO, apscheduler reports every
+# firing, watchdog every event): at WARNING unless --log.level=debug, so a healthy estate stays quiet.
+# Even then only from INFO: their DEBUG output is every SOAP message whole, useful only when asked
+# for by name (logging.getLogger("pypsrp").setLevel(logging.DEBUG)).
+NOISY_LIBRARIES = ("pypsrp", "psrpcore", "requests", "urllib3", "apscheduler", "watchdog", "spnego")
+
+# pypsrp logs these at ERROR, with a traceback, and then raises: the remoting layer turns them into the
+# job's typed failure (timeout, unreachable), which the job's failure log reports once, not every run.
+RAISED_AFTER_LOGGING = {
+    "pypsrp.wsman": frozenset({
+        "%s during WSMan request - attempt %d",
+        "%s during initial authentication request - attempt %d",
+        "Failed to parse WSManFault message on WinRM error response, raising original WinRMTransportError",
+    }),
+}
+
+
+class _DropRaised(logging.Filter):
+    def __init__(self, templates: frozenset[str]) -> None:
+        super().__init__()
+        self.templates = templates
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.templates
+
+
+_DROP_FILTERS = {name: _DropRaised(templates) for name, templates in RAISED_AFTER_LOGGING.items()}
+
+# APScheduler warns at every firing it skips ("maximum number of running instances reached") or
+# misses ("was missed by") while a job or the pool is busy: per job and message, the first warning is
+# logged, then at most one every REPEAT_SECONDS (as a job's own failures, exporter.failure_log).
+PER_FIRING_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default")
+REPEAT_SECONDS = 600.0
+
+
+class _OncePerJob(logging.Filter):
+    def __init__(self, every: float = REPEAT_SECONDS) -> None:
+        super().__init__()
+        self.every = every
+        self._last: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.levelno >= logging.ERROR:
+            return True
+        job = str(record.args[0]) if isinstance(record.args, tuple) and record.args else ""
+        key = (record.name, str(record.msg), job.split(" (trigger:")[0])  # the job, not its next run time
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.every:
+                return False
+            self._last[key] = now
+        return True
+
+
+_per_firing_filter = _OncePerJob()
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:
@@ -54,5 +111,16 @@ def configure(level: str = "info", fmt: str = "logfmt", stream=None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(LEVELS[level])
+    library_level = logging.INFO if level == "debug" else max(LEVELS[level], logging.WARNING)
     for name in NOISY_LIBRARIES:
-        logging.getLogger(name).setLevel(max(LEVELS[level], logging.INFO) if name != "apscheduler" else logging.WARNING)
+        logging.getLogger(name).setLevel(library_level)
+    for name, drop in _DROP_FILTERS.items():
+        logging.getLogger(name).removeFilter(drop)
+        if level != "debug":
+            logging.getLogger(name).addFilter(drop)
+    global _per_firing_filter
+    old_filter, _per_firing_filter = _per_firing_filter, _OncePerJob()  # configured afresh: nothing held back yet
+    for name in PER_FIRING_LOGGERS:
+        logging.getLogger(name).removeFilter(old_filter)
+        if level != "debug":
+            logging.getLogger(name).addFilter(_per_firing_filter)

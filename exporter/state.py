@@ -52,6 +52,12 @@ class SnapshotStore:
             self._jobs[(collector, target)] = JobStatus(collector, target, interval)
             self._bump()
 
+    def unregister(self, collector: str, target: str) -> None:
+        """Forget a job (a reload removed it): its series leave the next exposition."""
+        with self._lock:
+            if self._jobs.pop((collector, target), None) is not None:
+                self._bump()
+
     def _bump(self) -> None:
         self.generation += 1
         self.changed.notify_all()
@@ -98,6 +104,11 @@ class SnapshotStore:
 
     def _sorted_jobs(self) -> list[JobStatus]:
         return sorted(self._jobs.values(), key=lambda j: j.key)
+
+    def wake(self) -> None:
+        """Wake every waiter of wait_for_change (one of them is stopping)."""
+        with self._lock:
+            self.changed.notify_all()
 
     def wait_for_change(self, seen_generation: int, timeout: float | None,
                         stop: threading.Event | None = None) -> int:
