@@ -33,12 +33,14 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 SCHEMES = ("basic", "negotiate", "kerberos", "ntlm")
-ENDPOINT_KINDS = ("windows", "exchange")
+ENDPOINT_KINDS = ("windows", "exchange", "lync")
 # The simulator's historical default (every test and the demo): Basic on both endpoints.
-BASIC_ONLY: Mapping[str, tuple[str, ...]] = {"windows": ("basic",), "exchange": ("basic",)}
+BASIC_ONLY: Mapping[str, tuple[str, ...]] = {"windows": ("basic",), "exchange": ("basic",), "lync": ("basic",)}
 # What production servers offer: WinRM's defaults (Kerberos, Negotiate), Exchange's /PowerShell
-# (IIS, Windows authentication with the Negotiate:Kerberos provider only).
-PRODUCTION: Mapping[str, tuple[str, ...]] = {"windows": ("negotiate", "kerberos"), "exchange": ("kerberos",)}
+# (IIS, Windows authentication with the Negotiate:Kerberos provider only), Lync's /OcsPowershell
+# (IIS on the front end's internal web site, Windows authentication: Negotiate).
+PRODUCTION: Mapping[str, tuple[str, ...]] = {"windows": ("negotiate", "kerberos"), "exchange": ("kerberos",),
+                                             "lync": ("negotiate",)}
 
 SPNEGO_ENCRYPTED = "application/HTTP-SPNEGO-session-encrypted"
 KERBEROS_ENCRYPTED = "application/HTTP-Kerberos-session-encrypted"
@@ -97,17 +99,26 @@ class StepResult:
 
 
 class ConnectionAuth:
-    """The security context of one TCP connection (Negotiate, Kerberos or NTLM)."""
+    """The security context of one TCP connection (Negotiate, Kerberos or NTLM).
 
-    def __init__(self, scheme: str, cbt_app_data: bytes | None = None) -> None:
+    ``service_host`` is the simulated host the connection came to: its Kerberos acceptor takes only
+    tickets for ``HTTP/<service_host>``. Windows decrypts a ticket with the keys of its own account,
+    so a ticket for another host's SPN is refused there; the simulator's keytab holds every host's
+    keys, so the acceptor is bound to the host's own name instead (MIT answers "The ticket isn't for
+    us", KRB_AP_ERR_NOT_US). Without it (None) any service principal of the keytab is accepted.
+    """
+
+    def __init__(self, scheme: str, cbt_app_data: bytes | None = None, service_host: str | None = None) -> None:
         import spnego
         import spnego.channel_bindings
 
         self.scheme = scheme  # the HTTP scheme the client answered with: negotiate, kerberos, ntlm
         bindings = (spnego.channel_bindings.GssChannelBindings(application_data=cbt_app_data)
                     if cbt_app_data else None)
+        own_name = (spnego.CredentialCache(username=f"HTTP@{service_host}")
+                    if service_host and scheme in ("negotiate", "kerberos") else None)
         try:
-            self._context = spnego.server(protocol=scheme, channel_bindings=bindings,
+            self._context = spnego.server(protocol=scheme, channel_bindings=bindings, credentials=own_name,
                                           options=spnego.NegotiateOptions.wrapping_winrm)
         except Exception as exc:  # noqa: BLE001 - no keytab, no NTLM user file, no gssapi...
             raise AuthSetupError(f"cannot accept {scheme}: {type(exc).__name__}: {exc}") from None

@@ -26,6 +26,12 @@ def short_error(exc: BaseException, limit: int = 200) -> str:
 
 # Renew a keytab's tickets when less than this is left (or half their life, for short-lived ones).
 RENEW_MARGIN_SECONDS = 300
+# How far apart clocks may be before Kerberos refuses a ticket: MIT's clockskew default, and Active
+# Directory's "Maximum tolerance for computer clock synchronization" default (5 minutes).
+CLOCK_SKEW_LIMIT_SECONDS = 300
+# After a bare 401, ask the KDC for the reason at most this often per credential and SPN (each question
+# with a wrong password is one more bad attempt towards the account's lockout threshold).
+DIAGNOSIS_INTERVAL_SECONDS = 600
 
 
 def kerberos_identity(spec: EndpointSpec) -> Any:
@@ -43,6 +49,10 @@ def kerberos_identity(spec: EndpointSpec) -> Any:
     return spec.username
 
 
+def _keytab_name(keytab: str) -> str:
+    return keytab if _typed_cache(keytab) or keytab.startswith("FILE:") else f"FILE:{keytab}"
+
+
 def _typed_cache(cache: str) -> bool:
     kind, sep, _ = cache.partition(":")
     return bool(sep) and kind.upper() in ("FILE", "DIR", "KEYRING", "KCM", "MEMORY")
@@ -57,7 +67,7 @@ class KeytabTickets:
     """
 
     def __init__(self, keytab: str, principal: str, cache: str | None) -> None:
-        self.keytab = keytab if _typed_cache(keytab) or keytab.startswith("FILE:") else f"FILE:{keytab}"
+        self.keytab = _keytab_name(keytab)
         self.principal = principal
         if cache is None:
             cache = f"MEMORY:lync-owa-exporter-{uuid.uuid4().hex[:12]}"
@@ -109,8 +119,9 @@ def tickets_for(spec: EndpointSpec) -> KeytabTickets:
 # {realm} and {cache} are filled in. Order matters: the first match wins.
 _KERBEROS_CAUSES: tuple[tuple[str, str], ...] = (
     (r"clock skew too great|ticket not yet valid|KRB_AP_ERR_SKEW",
-     "Kerberos clock skew: the clocks of this machine, the domain controller and the server differ by more "
-     "than the realm allows (5 minutes by default): fix time synchronisation (NTP) here and on the server"),
+     "Kerberos clock skew between the exporter and the KDC or the server: their clocks differ by more than "
+     "the realm allows (5 minutes by default): sync time (NTP) on this machine, the domain controllers and "
+     "the server"),
     (r"Client '?[^ ]*'? not found in Kerberos database|CLIENT_NOT_FOUND|Client not found",
      "Kerberos: the KDC does not know the user {user}: check the credential's username "
      "(user@REALM, the realm in capitals) and that the account exists"),
@@ -138,7 +149,14 @@ _KERBEROS_CAUSES: tuple[tuple[str, str], ...] = (
      r"No credentials were supplied|credentials? (has|have) expired|Ticket expired",
      "Kerberos: no valid ticket for {user} in the ticket cache {cache}: keep it filled (kinit, k5start -K) or "
      "give the credential a keytab_file so the exporter gets and renews its own tickets"),
-    (r"Message stream modified|channel binding",
+    # Windows cannot decrypt a ticket for an SPN of another account (KRB_AP_ERR_MODIFIED); an MIT
+    # acceptor bound to its own name says the ticket is not for it (KRB_AP_ERR_NOT_US).
+    (r"ticket isn't for us|Wrong principal in request|Message stream modified|KRB_AP_ERR_(MODIFIED|NOT_US)",
+     "Kerberos: the server could not use the ticket for {spn}: that service principal belongs to another "
+     "account (a CNAME or load-balanced name registered on another server, or a duplicate SPN: setspn -X "
+     "lists them): register {spn} on this server's computer account only, or set the endpoint's spn_hostname "
+     "to the server's own name"),
+    (r"channel binding",
      "Kerberos: the server rejected the channel binding: a TLS-inspecting proxy sits between exporter and server"),
 )
 
@@ -176,6 +194,10 @@ def explain_auth_failure(exc: BaseException, spec: EndpointSpec, *, force: bool 
                     "pip install 'lync-owa-exporter[kerberos]'")
         return f"{spec.auth} authentication failed before the server answered: {short_error(exc, 300)}"
     if isinstance(exc, AuthenticationError):
+        if spec.auth in ("negotiate", "kerberos"):
+            cause = _hidden_kerberos_cause(spec, fill)
+            if cause is not None:
+                return cause
         if spec.auth == "basic":
             return ("the server refused Basic authentication (HTTP 401): wrong user name or password, or the "
                     "endpoint does not accept Basic (WinRM's default and Exchange's /PowerShell do not): "
@@ -183,6 +205,94 @@ def explain_auth_failure(exc: BaseException, spec: EndpointSpec, *, force: bool 
         return (f"the server refused the {spec.auth} authentication of {spec.username} (HTTP 401): a wrong or "
                 f"expired password, a locked account, an account without remote PowerShell rights, or (NTLM) "
                 f"a server that refuses NTLM")
+    return None
+
+
+def _hidden_kerberos_cause(spec: EndpointSpec, fill: dict[str, str]) -> str | None:
+    """The Kerberos cause behind a bare 401, or None: a client-side failure Negotiate dropped before
+    trying NTLM, or clocks apart (the KDC's time is in every ticket it issues).
+
+    Asking costs an exchange with the KDC, with a password that may be the wrong one: at most once
+    per credential and SPN every :data:`DIAGNOSIS_INTERVAL_SECONDS`, so a failing job does not bring
+    the account nearer to its lockout threshold on every run.
+    """
+    key = (spec.username, spec.keytab_file, fill["spn"])
+    with _diagnoses_lock:
+        asked_at, cause = _diagnoses.get(key, (float("-inf"), None))
+        if time.monotonic() - asked_at < DIAGNOSIS_INTERVAL_SECONDS:
+            return cause
+    cause = _ask_kerberos(spec, fill)
+    with _diagnoses_lock:
+        _diagnoses[key] = (time.monotonic(), cause)
+    return cause
+
+
+_diagnoses: dict[tuple[str, str | None, str], tuple[float, str | None]] = {}
+_diagnoses_lock = threading.Lock()
+
+
+def _ask_kerberos(spec: EndpointSpec, fill: dict[str, str]) -> str | None:
+    why_not = _kerberos_failure(spec) if spec.auth == "negotiate" else None
+    if why_not is not None:  # no ticket at all: a cause of the table, or nothing more to learn
+        for pattern, message in _KERBEROS_CAUSES:
+            if re.search(pattern, why_not, re.IGNORECASE):
+                return f"{message.format(**fill)} (Negotiate then tried NTLM, which the server refused)"
+        return None
+    offset = kdc_clock_offset(spec)
+    if offset is not None and abs(offset) > CLOCK_SKEW_LIMIT_SECONDS:
+        direction = "ahead of" if offset > 0 else "behind"
+        return (f"Kerberos clock skew between the exporter and the KDC: the KDC's clock is {abs(offset) / 60:.0f} "
+                f"minutes {direction} this machine's, more than the realm allows (5 minutes by default), so the "
+                "server refuses the tickets: sync time (NTP) on this machine, the domain controllers and the server")
+    return None
+
+
+def kdc_clock_offset(spec: EndpointSpec) -> float | None:
+    """Seconds the KDC's clock is ahead of this machine's (negative: behind), from the authentication
+    time of a fresh ticket; None without a password or keytab, or when the KDC gives no ticket.
+
+    MIT Kerberos adopts the KDC's time for its own requests (``kdc_timesync``), so a skewed clock
+    shows only where a server with its own clock checks the ticket: this is how to see it here.
+    """
+    if not (spec.password or spec.keytab_file):
+        return None
+    try:
+        import krb5
+
+        ctx = krb5.init_context()
+        principal = krb5.parse_name_flags(ctx, spec.username.encode())
+        options = krb5.get_init_creds_opt_alloc(ctx)
+        before = time.time()
+        if spec.keytab_file:
+            keytab = krb5.kt_resolve(ctx, _keytab_name(spec.keytab_file).encode())
+            creds = krb5.get_init_creds_keytab(ctx, principal, options, keytab=keytab)
+        else:
+            creds = krb5.get_init_creds_password(ctx, principal, options, password=spec.password.encode())
+        after = time.time()
+    except Exception:  # noqa: BLE001 - no krb5, no KDC, refused: nothing to learn about clocks here
+        return None
+    return float(creds.times.authtime) - (before + after) / 2
+
+
+def _kerberos_failure(spec: EndpointSpec) -> str | None:
+    """Why Kerberos could not start for ``spec``, in the Kerberos library's words, or None if it can.
+
+    Negotiate drops Kerberos without a word when the client gets no service ticket (an unknown SPN,
+    a refused password, an unknown user) and goes on with NTLM; when the server then refuses
+    NTLM, only a bare 401 is left. Asking the KDC once more, as Negotiate did, finds the cause. Only
+    called after a failure, so a working exporter never pays for it.
+    """
+    try:
+        import spnego
+    except ImportError:
+        return None
+    hostname = spec.spn_hostname or urllib.parse.urlsplit(spec.url).hostname or "unspecified"
+    try:
+        context = spnego.client(kerberos_identity(spec), spec.password or None, hostname=hostname,
+                                service=spec.spn_service, protocol="kerberos")
+        context.step()
+    except Exception as exc:  # noqa: BLE001 - whatever the Kerberos library says is the diagnosis
+        return " | ".join(_chain_text(exc))
     return None
 
 

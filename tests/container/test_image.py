@@ -8,18 +8,12 @@ every remote session and exits 0. How the image is built here is explained in `e
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import ssl
 import time
-import urllib.error
-import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from collectors import registry
 from simulator.server import Simulator
@@ -28,10 +22,18 @@ from tests.conftest import (
     SIM_PASSWORD,
     SIM_USERNAME,
     estate_config,
-    free_port,
     write_config,
 )
-from tests.container.engine import ULIMITS, Podman, build_image, require_tools
+from tests.container.engine import ULIMITS
+from tests.container.running import (
+    HARDENED,
+    HOST_LOOPBACK_FROM_CONTAINER,
+    IMAGE,
+    READY_WITHIN,
+    collector_up,
+    get,
+    wait_for_every_job,
+)
 from tests.tls_material import (
     WEB_HASH,
     WEB_PASSWORD,
@@ -42,23 +44,7 @@ from tests.tls_material import (
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1800)]
 
-IMAGE = "localhost/lync-owa-exporter:test"
-# Inside the container, slirp4netns makes the machine's loopback reachable at this address.
-HOST_LOOPBACK_FROM_CONTAINER = "10.0.2.2"
 COLLECTORS = tuple(registry.by_name())
-# Bounds on waits on a small, busy machine; nothing here measures speed.
-READY_WITHIN = 180
-# How the docs tell operators to run the image, plus the test's own network.
-HARDENED = ("--read-only", "--read-only-tmpfs=false", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
-
-
-@pytest.fixture(scope="module")
-def podman(tmp_path_factory):
-    require_tools()
-    engine = Podman(tmp_path_factory.mktemp("podman"))
-    build_image(engine, IMAGE)
-    yield engine
-    engine.reset()
 
 
 @pytest.fixture(scope="module")
@@ -83,72 +69,6 @@ def config_dir(tmp_path, estate):
     return folder
 
 
-class Container:
-    def __init__(self, podman: Podman, port: int, name: str) -> None:
-        self.podman, self.port, self.name = podman, port, name
-
-    def logs(self) -> str:
-        result = self.podman("logs", self.name, check=False)
-        return result.stdout + result.stderr
-
-    def state(self) -> dict:
-        return json.loads(self.podman("inspect", "--type", "container", self.name).stdout)[0]["State"]
-
-
-@pytest.fixture
-def start(podman):
-    """Run the image detached with a published port; the container is removed afterwards."""
-    started: list[Container] = []
-
-    def run(*args: str, volumes: dict[Path, str] = (), env: dict[str, str] = (), extra: tuple[str, ...] = ()):
-        port = free_port()
-        name = f"lync-owa-test-{uuid.uuid4().hex[:8]}"
-        command = ["run", "--detach", "--name", name, *ULIMITS, *HARDENED, *extra,
-                   "--network", "slirp4netns:allow_host_loopback=true", "--publish", f"127.0.0.1:{port}:10112"]
-        for source, target in dict(volumes).items():
-            command += ["--volume", f"{source}:{target}:ro"]
-        for key, value in dict(env).items():
-            command += ["--env", f"{key}={value}"]
-        podman(*command, IMAGE, *args)
-        container = Container(podman, port, name)
-        started.append(container)
-        return container
-
-    yield run
-    for container in started:
-        podman("rm", "--force", "--time", "0", container.name, check=False)
-
-
-def _get(url: str, context: ssl.SSLContext | None = None, auth: tuple[str, str] | None = None):
-    request = urllib.request.Request(url)
-    if auth:
-        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, ""
-
-
-def _wait_for_every_job(container: Container, url: str, context=None, auth=None) -> str:
-    """The scrape once every job has succeeded; fails with the container's log otherwise."""
-    deadline = time.monotonic() + READY_WITHIN
-    text = ""
-    while time.monotonic() < deadline:
-        if not container.state().get("Running"):
-            pytest.fail(f"the container stopped: {container.state()}\n{container.logs()}")
-        try:
-            status, text = _get(url + "/metrics", context, auth)
-        except OSError:
-            time.sleep(1)
-            continue
-        up = [s for f in text_string_to_metric_families(text) if f.name == "lync_owa_collector_up" for s in f.samples]
-        if status == 200 and up and all(sample.value == 1 for sample in up):
-            return text
-        time.sleep(1)
-    pytest.fail(f"not every job succeeded within {READY_WITHIN}s; last scrape:\n{text[-3000:]}\n{container.logs()}")
-
-
 def _open_shells(sim: Simulator) -> int:
     return sum(host["shells_open"] for host in sim.stats().values())
 
@@ -165,9 +85,8 @@ def test_the_image_runs_as_non_root_with_a_healthcheck(podman):
 def test_run_on_a_read_only_root_as_non_root_then_sigterm_closes_the_sessions(start, config_dir, estate):
     container = start(volumes={config_dir / "config.yaml": "/etc/lync-owa-exporter/config.yaml"},
                       env={PASSWORD_ENV: SIM_PASSWORD})
-    text = _wait_for_every_job(container, f"http://127.0.0.1:{container.port}")
-    jobs = {(s.labels["collector"], s.labels["target"]) for f in text_string_to_metric_families(text)
-            if f.name == "lync_owa_collector_up" for s in f.samples}
+    text = wait_for_every_job(container, f"http://127.0.0.1:{container.port}")
+    jobs = set(collector_up(text))
     assert {collector for collector, _ in jobs} == set(COLLECTORS)
 
     assert container.podman("healthcheck", "run", container.name, check=False).returncode == 0, container.logs()
@@ -204,13 +123,13 @@ def test_tls_and_basic_auth_from_a_web_config_file(start, config_dir):
                       volumes={config_dir: "/etc/lync-owa-exporter"}, env={PASSWORD_ENV: SIM_PASSWORD})
     url = f"https://127.0.0.1:{container.port}"
     context = ssl.create_default_context(cafile=str(ca.cert_path))
-    _wait_for_every_job(container, url, context, (WEB_USER, WEB_PASSWORD))
+    wait_for_every_job(container, url, context, (WEB_USER, WEB_PASSWORD))
 
-    assert _get(url + "/metrics", context)[0] == 401
-    assert _get(url + "/metrics", context, (WEB_USER, "wrong"))[0] == 401
-    assert _get(url + "/healthz", context)[0] == 200
+    assert get(url + "/metrics", context)[0] == 401
+    assert get(url + "/metrics", context, (WEB_USER, "wrong"))[0] == 401
+    assert get(url + "/healthz", context)[0] == 200
     try:  # plain HTTP on the TLS port: a 400 or a closed connection, never the metrics
-        status, body = _get(f"http://127.0.0.1:{container.port}/metrics", auth=(WEB_USER, WEB_PASSWORD))
+        status, body = get(f"http://127.0.0.1:{container.port}/metrics", auth=(WEB_USER, WEB_PASSWORD))
     except OSError:
         status, body = None, ""
     assert status != 200 and "lync_owa_" not in body, status
@@ -226,7 +145,7 @@ def test_demo_needs_only_a_tmpfs_on_a_read_only_root(start, podman):
     status, text = 0, ""
     while time.monotonic() < deadline and "lync_owa_cms_replica_up_to_date" not in text:
         try:
-            status, text = _get(f"http://127.0.0.1:{container.port}/metrics")
+            status, text = get(f"http://127.0.0.1:{container.port}/metrics")
         except OSError:
             pass
         time.sleep(1)

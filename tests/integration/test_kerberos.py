@@ -248,6 +248,28 @@ def test_wrong_password(krb_sim, kdc, tmp_path, monkeypatch):
     assert "refused the password" in message and kdc.user_principal in message, message
 
 
+def test_wrong_password_through_negotiate_gives_the_kdcs_reason_without_hastening_lockout(
+        krb_sim, kdc, tmp_path, monkeypatch):
+    """Negotiate drops Kerberos (the KDC refuses the password) and NTLM is refused too: the operator
+    reads the KDC's reason. Finding it costs one more attempt with the wrong password, once per
+    credential and SPN every ten minutes, not once per run (each bad attempt counts towards lockout)."""
+    principal = kdc.add_user("svc-lockout", SIM_PASSWORD)
+    monkeypatch.setenv("WRONG_PASSWORD", "not-the-password")
+    auth = kerberos(kdc, exchange="negotiate", principal=principal)
+
+    def refusals() -> int:
+        return kdc.log_file.read_text().count(f"PREAUTH_FAILED: {principal} ")
+
+    counts = [refusals()]
+    for _ in (1, 2):
+        message = run_auth_failure(krb_sim, tmp_path, auth, password_env="WRONG_PASSWORD",
+                                   collector=registry.by_name()["owa_app_pool"]())
+        assert "the KDC refused the password" in message and "Negotiate then tried NTLM" in message, message
+        counts.append(refusals())
+    # Each run: Negotiate's own attempt; the first one also the diagnosis's.
+    assert (counts[1] - counts[0], counts[2] - counts[1]) == (2, 1), counts
+
+
 def test_unknown_principal(krb_sim, kdc, tmp_path):
     message = run_auth_failure(krb_sim, tmp_path, kerberos(kdc, principal=f"nobody@{kdc.realm}"))
     assert "does not know the user" in message and f"nobody@{kdc.realm}" in message, message
@@ -256,6 +278,20 @@ def test_unknown_principal(krb_sim, kdc, tmp_path):
 def test_unknown_spn_with_kerberos_only(krb_sim, kdc, tmp_path):
     message = run_auth_failure(krb_sim, tmp_path, kerberos(kdc, spn_hostname={EX01: "mail.contoso.com"}))
     assert "HTTP/mail.contoso.com" in message and "setspn" in message and "spn_hostname" in message, message
+
+
+def test_a_ticket_for_another_host_is_refused(krb_sim, kdc, tmp_path):
+    """A ticket for HTTP/ex02 shown to ex01 (a name whose SPN is registered on another server): Windows
+    cannot decrypt it with its own keys and refuses it; so does the simulator, on both endpoints."""
+    wrong_name = {EX01: "ex02.contoso.com"}
+    before = counters(krb_sim, EX01)
+    message = run_auth_failure(krb_sim, tmp_path, kerberos(kdc, spn_hostname=wrong_name))
+    assert "could not use the ticket for HTTP/ex02.contoso.com" in message and "spn_hostname" in message, message
+    run_auth_failure(krb_sim, tmp_path, kerberos(kdc, exchange="negotiate", spn_hostname=wrong_name),
+                     collector=registry.by_name()["owa_app_pool"]())  # /wsman, Negotiate with Kerberos inside
+    used = delta(before, counters(krb_sim, EX01))
+    assert used.get("auth_failures", 0) >= 2, used
+    assert not any(key.startswith("auth_") and key != "auth_failures" for key in used), used  # nothing accepted
 
 
 def test_a_host_that_does_not_accept_the_configured_mechanism(krb_sim, kdc, tmp_path):
@@ -274,22 +310,41 @@ def test_a_host_that_offers_basic_only(krb_sim, kdc, tmp_path):
 
 @pytest.fixture(scope="module")
 def skewed_kdc(kdc, tmp_path_factory):
-    """A second realm whose KDC's clock runs an hour ahead (libfaketime), with a service for ex01."""
+    """A second realm whose KDC's clock runs an hour ahead (libfaketime), with ex01's own SPN in it
+    (``HTTP/ex01.contoso.com@SKEWED.TEST``, its keys beside the main realm's in the hosts' keytab)."""
     require_kerberos_tools(faketime=True)
     realm = TestKDC(tmp_path_factory.mktemp("skewed-kdc"), [], realm="SKEWED.TEST", clock_offset="+1h").start()
-    realm.add_service("ex01.skewed.test", kdc.service_keytab)
+    realm.add_service(EX01, kdc.service_keytab)
     yield realm
     realm.stop()
 
 
-def test_clock_skew_beyond_the_kdcs_limit(krb_sim, kdc, skewed_kdc, tmp_path, monkeypatch):
+def _knowing_the_skewed_realm(kdc, skewed_kdc, tmp_path, monkeypatch) -> None:
+    """Clients and acceptors know both realms, and look for ex01's SPN in the skewed one."""
     both = tmp_path / "krb5.conf"
     kdc.extra_realms["SKEWED.TEST"] = skewed_kdc.port
     try:
-        both.write_text(kdc.krb5_conf_text())
+        # [domain_realm] is the file's last section: the most specific name wins.
+        both.write_text(kdc.krb5_conf_text() + f"    {EX01} = SKEWED.TEST\n")
     finally:
         kdc.extra_realms.pop("SKEWED.TEST")
     monkeypatch.setenv("KRB5_CONFIG", str(both))
-    auth = kerberos(kdc, principal=skewed_kdc.user_principal, spn_hostname={EX01: "ex01.skewed.test"})
-    message = run_auth_failure(krb_sim, tmp_path, auth)
+
+
+def test_clock_skew_beyond_the_kdcs_limit(krb_sim, kdc, skewed_kdc, tmp_path, monkeypatch):
+    _knowing_the_skewed_realm(kdc, skewed_kdc, tmp_path, monkeypatch)
+    message = run_auth_failure(krb_sim, tmp_path, kerberos(kdc, principal=skewed_kdc.user_principal))
     assert "clock skew" in message and "NTP" in message, message
+
+
+def test_clock_skew_through_negotiate(krb_sim, kdc, skewed_kdc, tmp_path, monkeypatch):
+    """Negotiate drops Kerberos when the KDC refuses it for the clock and tries NTLM, which the server
+    refuses for this user: the operator must still read that the clocks differ, not a generic 401."""
+    _knowing_the_skewed_realm(kdc, skewed_kdc, tmp_path, monkeypatch)
+    auth = kerberos(kdc, exchange="negotiate", principal=skewed_kdc.user_principal)
+    before = counters(krb_sim, EX01)
+    message = run_auth_failure(krb_sim, tmp_path, auth, collector=registry.by_name()["owa_app_pool"]())
+    # The skewed KDC runs an hour ahead (skewed_kdc): the message gives that offset, and the fix.
+    assert "clock skew between the exporter and the KDC" in message, message
+    assert "60 minutes ahead of this machine's" in message and "sync time (NTP)" in message, message
+    assert delta(before, counters(krb_sim, EX01)).get("auth_failures", 0) > 0  # it did reach the server
