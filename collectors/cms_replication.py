@@ -36,6 +36,7 @@ from collectors.contract import (
     Shape,
     ShapeError,
 )
+from collectors.helpers.endpoints import LYNC, WINDOWS
 from collectors.helpers.names import fqdn
 from collectors.helpers.text import clean_text
 from collectors.sources.normalize import parse_dotnet_datetime
@@ -251,7 +252,7 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
         FTA_EVENTS,
         FTA_LAST_SEEN,
     )
-    cmdlets = (("windows", CMDLET), ("windows", EVENT_CMDLET))
+    cmdlets = ((LYNC, CMDLET), (WINDOWS, EVENT_CMDLET))
     cmdlet_parameters = {
         CMDLET: {"CentralManagementStoreStatus": None},
         EVENT_CMDLET: {"FilterHashtable": None, "MaxEvents": None},
@@ -267,7 +268,7 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
         return samples
 
     def _replicas(self, ctx: Context) -> list[Sample]:
-        answer = ctx.run("windows", CMDLET, None, REPLICA_STATE)
+        answer = ctx.run(LYNC, CMDLET, None, REPLICA_STATE)
         samples: list[Sample] = []
         seen: set[str] = set()
         for replica in answer.objects:
@@ -286,7 +287,7 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
         return samples
 
     def _cms_status(self, ctx: Context) -> list[Sample]:
-        answer = ctx.run("windows", CMDLET, {"CentralManagementStoreStatus": None}, CMS_STATUS)
+        answer = ctx.run(LYNC, CMDLET, {"CentralManagementStoreStatus": None}, CMS_STATUS)
         if not answer.objects:
             return []
         status = read_cms_status(answer.objects[0])
@@ -304,7 +305,7 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
     def _fta_events(self, ctx: Context, max_events: int) -> list[Sample]:
         query = {"LogName": FTA_LOG, "ProviderName": FTA_PROVIDER, "Id": list(FTA_EVENT_IDS)}
         answer = ctx.run(
-            "windows",
+            WINDOWS,
             EVENT_CMDLET,
             {"FilterHashtable": query, "MaxEvents": max_events},
             FTA_EVENT,

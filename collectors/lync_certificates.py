@@ -34,6 +34,7 @@ from collectors.contract import (
     Sample,
     Shape,
 )
+from collectors.helpers.endpoints import LYNC, WINDOWS, lync_endpoint
 from collectors.helpers.names import fqdn, is_host_name
 from collectors.helpers.text import clean_text
 from collectors.helpers.x509_names import subject_cn
@@ -216,11 +217,11 @@ class LyncCertificatesCollector(Collector[LyncCertificateSettings, NoState]):
     roles = frozenset({"lync_frontend", "lync_edge"})
     settings_model = LyncCertificateSettings
     metrics = (NOT_AFTER, NOT_BEFORE, KEY_SIZE, OAUTH_INFO, CONFIG_CHECK_OK)
-    cmdlets = (("windows", CMDLET),)
+    cmdlets = ((LYNC, CMDLET), (WINDOWS, CMDLET))  # front ends: /OcsPowershell; Edge: WinRM
     cmdlet_parameters = {CMDLET: {}}
 
     def collect(self, ctx: Context) -> list[Sample]:
-        answer = ctx.run("windows", CMDLET, None, CERTIFICATE)
+        answer = ctx.run(lync_endpoint(ctx.target.roles), CMDLET, None, CERTIFICATE)
         certs = [parse_certificate(obj) for obj in answer.objects]
         samples = self._certificate_samples(certs)
         if "lync_frontend" in ctx.target.roles:

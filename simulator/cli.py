@@ -45,7 +45,7 @@ def run_simulator(scenario: str, listen: str, tls: bool, username: str, password
         if sim.ca_cert_path:
             print(f"CA certificate: {sim.ca_cert_path}", file=out)
         for info in sim.hosts().values():
-            urls = info.windows_url + (f"  {info.exchange_url}" if info.exchange_url else "")
+            urls = "  ".join(url for url in (info.windows_url, info.exchange_url, info.lync_url) if url)
             print(f"  {info.name:<24} {','.join(info.roles):<46} {urls}", file=out)
         out.flush()
         stop.wait()

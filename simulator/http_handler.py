@@ -1,7 +1,8 @@
 """HTTP for one simulated host: authentication, message encryption, HTTP-level faults, WSMan routing.
 
 ``POST /wsman`` is the Windows endpoint; ``POST /PowerShell`` the Exchange endpoint (Exchange hosts
-only, IIS-hosted on real servers). Each endpoint offers the authentication schemes its host is set
+only, IIS-hosted on real servers); ``POST /OcsPowershell`` Lync's own remote PowerShell (front ends
+only, on their internal web site). Each endpoint offers the authentication schemes its host is set
 to (``simulator/auth.py``: Basic per request; Negotiate, Kerberos and NTLM per connection, with WinRM
 message encryption). Requests are never logged with their headers: the Authorization header carries
 the password or a ticket.
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # well above a 500 KiB WSMan envelope
 IDLE_TIMEOUT = 120.0  # an idle keep-alive connection is closed after this (WinRM does similar)
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
+_ENDPOINT_KINDS = {"/powershell": "exchange", "/ocspowershell": "lync"}  # URL path -> endpoint kind
 
 
 class HostEndpoints:
@@ -35,6 +37,8 @@ class HostEndpoints:
         self.services = {"/wsman": ShellService(runtime, cmdlets.WINDOWS_ENDPOINT, base_url + "/wsman")}
         if runtime.is_exchange:
             self.services["/powershell"] = ShellService(runtime, cmdlets.EXCHANGE_ENDPOINT, base_url + "/PowerShell")
+        if runtime.is_lync_frontend:
+            self.services["/ocspowershell"] = ShellService(runtime, cmdlets.LYNC_ENDPOINT, base_url + "/OcsPowershell")
 
     def serve(self, conn: socket.socket, address: tuple) -> None:
         _Handler(conn, address, self)
@@ -152,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         conn = self._conn_auth
         if conn is None or conn.complete or conn.scheme != scheme:
             try:  # a new handshake (also re-authentication on an authenticated connection)
-                conn = self._conn_auth = auth.ConnectionAuth(scheme, self.server.cbt_app_data)
+                conn = self._conn_auth = auth.ConnectionAuth(scheme, self.server.cbt_app_data, runtime.name)
             except auth.AuthSetupError as exc:
                 log.warning("%s: %s", runtime.name, exc)
                 runtime.record_auth_failure()
@@ -210,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         path = self.path.split("?", 1)[0].rstrip("/").lower()
         service = self.server.services.get(path)
-        endpoint_kind = "exchange" if path == "/powershell" else "windows"
+        endpoint_kind = _ENDPOINT_KINDS.get(path, "windows")
         offered = runtime.accepted_schemes(endpoint_kind)
         if faults.has("http_401"):
             self._challenge(offered)

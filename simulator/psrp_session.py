@@ -194,7 +194,7 @@ class RunspaceShell:
     def _run_statement(self, pipeline: ServerPipeline, statement: list[Any]) -> None:
         first = statement[0]
         if first.is_script:
-            no_language = self.endpoint == cmdlets.EXCHANGE_ENDPOINT or self._visible is not None
+            no_language = self.endpoint in (cmdlets.EXCHANGE_ENDPOINT, cmdlets.LYNC_ENDPOINT) or self._visible is not None
             spec = errors.scripts_not_allowed if no_language else errors.scripts_not_simulated
             raise errors.TerminatingError(spec(first.command_text))
         view = self._view_factory()

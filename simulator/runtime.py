@@ -55,6 +55,11 @@ class HostRuntime:
     def is_exchange(self) -> bool:
         return any(r.startswith("exchange_") for r in self.roles)
 
+    @property
+    def is_lync_frontend(self) -> bool:
+        # Only front ends serve /OcsPowershell (their internal web site); an Edge has none.
+        return "lync_frontend" in self.roles
+
     def view(self) -> HostView:
         return self.estate.view(self.name)
 

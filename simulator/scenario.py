@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from simulator import text_capture
 from simulator.clixml import Capture, CaptureError, load_capture
 from simulator.clock import parse_offset
 from simulator.scenario_model import (
@@ -188,13 +189,13 @@ def _anchor_replay_paths(label: str, document: dict, directory: Path | None) -> 
 
 
 _CMDLET_NAME = re.compile(r"^[A-Za-z]+-[A-Za-z0-9]+$")
-_CAPTURE_CACHE: dict[tuple[str, int, int], Capture] = {}
+_CAPTURE_CACHE: dict[tuple[str, int, int], Capture | text_capture.TextCapture] = {}
 
 
-def _load_replays(label: str, model: ScenarioModel) -> dict[str, dict[str, tuple[str, Capture]]]:
+def _load_replays(label: str, model: ScenarioModel) -> dict[str, dict[str, tuple[str, Capture | text_capture.TextCapture]]]:
     """host -> lower-case cmdlet name -> (cmdlet name, capture); CaptureError becomes a ScenarioError
     naming the key, and the file."""
-    replays: dict[str, dict[str, tuple[str, Capture]]] = {}
+    replays: dict[str, dict[str, tuple[str, Capture | text_capture.TextCapture]]] = {}
     for host_name, host in model.hosts.items():
         for cmdlet_name, path_text in host.replay.items():
             where = f"hosts.{host_name}.replay.{cmdlet_name}"
@@ -209,13 +210,23 @@ def _load_replays(label: str, model: ScenarioModel) -> dict[str, dict[str, tuple
             capture = _CAPTURE_CACHE.get(key) if key else None
             if capture is None:
                 try:
-                    capture = load_capture(path)
+                    is_text = cmdlet_name.lower() == text_capture.TEXT_CMDLET and not _looks_like_clixml(path)
+                    capture = text_capture.load_text_capture(path) if is_text else load_capture(path)
                 except CaptureError as err:
                     raise ScenarioError(f"{label}: {where}: {err}") from None
                 if key:
                     _CAPTURE_CACHE[key] = capture
             replays.setdefault(host_name, {})[cmdlet_name.lower()] = (cmdlet_name, capture)
     return replays
+
+
+def _looks_like_clixml(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            head = file.read(512)
+    except OSError:
+        return True  # load_capture says what is wrong with it
+    return b"<Objs" in head
 
 
 class Scenario:

@@ -58,6 +58,8 @@ class HostInfo:
     # the loopback address serving it; their certificates chain to tls_ca_file.
     tls_services: dict[str, str] = dataclasses.field(default_factory=dict)
     tls_ca_file: str | None = None
+    # Front ends: Lync's own remote PowerShell (/OcsPowershell), where its RBAC roles apply.
+    lync_url: str | None = None
 
 
 class Simulator:
@@ -218,7 +220,8 @@ class Simulator:
             result[name] = HostInfo(name, list(runtime.roles), listener.port, f"{base}/wsman",
                                     f"{base}/PowerShell" if runtime.is_exchange else None,
                                     services.endpoints(name) if services else {},
-                                    services.ca_cert_path if services else None)
+                                    services.ca_cert_path if services else None,
+                                    lync_url=f"{base}/OcsPowershell" if runtime.is_lync_frontend else None)
         return result
 
     def stats(self) -> dict[str, dict[str, int]]:
@@ -233,6 +236,7 @@ class Simulator:
                 "port": info.port,
                 "windows_url": info.windows_url,
                 "exchange_url": info.exchange_url,
+                "lync_url": info.lync_url,
                 "tls_services": info.tls_services,
                 "faults": [f.describe() for f in faults.values()],
             }

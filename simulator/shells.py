@@ -24,7 +24,8 @@ CORRUPT_FRAGMENT = struct.pack(">QQBI", 4242, 7, 0x2, 9) + b"\x00garbage!"
 
 
 class ShellService:
-    """Answers the WSMan requests of one endpoint ("windows" on /wsman, "exchange" on /PowerShell)."""
+    """Answers the WSMan requests of one endpoint ("windows" on /wsman, "exchange" on /PowerShell,
+    "lync" on /OcsPowershell)."""
 
     def __init__(self, runtime: HostRuntime, endpoint: str, endpoint_url: str) -> None:
         self.runtime = runtime
@@ -65,6 +66,11 @@ class ShellService:
         if self.endpoint == cmdlets.EXCHANGE_ENDPOINT:
             if name.lower() == EXCHANGE_CONFIGURATION.lower():
                 return EXCHANGE_CONFIGURATION, None
+        elif self.endpoint == cmdlets.LYNC_ENDPOINT:
+            # /OcsPowershell is reached with the default configuration name (New-PSSession -ConnectionUri
+            # https://<front end>/OcsPowershell names none); IIS, not WinRM, decides what runs there.
+            if name.lower() == WINDOWS_CONFIGURATION.lower():
+                return WINDOWS_CONFIGURATION, None
         else:
             if name.lower() == WINDOWS_CONFIGURATION.lower():
                 return WINDOWS_CONFIGURATION, None

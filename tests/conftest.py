@@ -75,7 +75,7 @@ class ClientAuth:
 def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_env=PASSWORD_ENV,
                   ca_file=None, tls_verify=True, collectors=("cms_replication",),
                   lync_pool_fqdn="pool01.contoso.com", windows_configuration=None,
-                  auth: ClientAuth | None = None) -> dict:
+                  auth: ClientAuth | None = None, hybrid: str | bool | None = None) -> dict:
     """A configuration document for (some of) the simulator's hosts.
 
     ``collectors`` is a sequence of names, or a mapping of name -> extra settings for that collector.
@@ -112,6 +112,10 @@ def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_en
             endpoints["exchange"] = {"url": info.exchange_url, **endpoint}
             if ca_file:
                 endpoints["exchange"]["ca_file"] = ca_file
+        if getattr(info, "lync_url", None):
+            endpoints["lync"] = {"url": info.lync_url, **endpoint}
+            if ca_file:
+                endpoints["lync"]["ca_file"] = ca_file
         targets.append({"name": name.split(".")[0], "host": name, "roles": list(info.roles),
                         "credential": credential, "endpoints": endpoints})
     if isinstance(collectors, dict):
@@ -120,7 +124,7 @@ def estate_config(sim, *, interval="60s", timeout="20s", hosts=None, password_en
     else:
         collector_settings = {name: {"interval": interval, "timeout": timeout} for name in collectors}
     return {
-        "global": {"lync_pool_fqdn": lync_pool_fqdn},
+        "global": {"lync_pool_fqdn": lync_pool_fqdn, **({} if hybrid is None else {"hybrid": hybrid})},
         "credentials": credentials or {"sim": {"username": SIM_USERNAME, "password_env": password_env,
                                                "auth": "basic"}},
         "collectors": collector_settings,

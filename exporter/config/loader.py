@@ -209,9 +209,15 @@ class _Loader:
 
 
 def _endpoint_kinds_used(roles: set[str]) -> set[str]:
-    # Lync cmdlets, event logs and files go through the Windows endpoint; Exchange cmdlets through
-    # the Exchange one, which only Exchange servers have.
-    return {"windows", "exchange"} if roles & _EXCHANGE_ROLES else {"windows"}
+    # Event logs, files, registry and IIS go through the Windows endpoint everywhere; Exchange cmdlets
+    # through the Exchange one; a front end's Lync cmdlets through /OcsPowershell (an Edge has none:
+    # its Lync cmdlets take the Windows endpoint).
+    kinds = {"windows"}
+    if roles & _EXCHANGE_ROLES:
+        kinds.add("exchange")
+    if "lync_frontend" in roles:
+        kinds.add("lync")
+    return kinds
 
 
 def _warn_if_insecure(target: str, endpoint: Endpoint, credential: Credential, *, used: bool) -> None:

@@ -123,8 +123,10 @@ def test_runspace_pool_is_reused_between_runs(sim, tmp_path, password_env):
     runner()
     runner()
     assert job_status(store).runs == 3 and job_status(store).up
-    assert sim.stats()[FE01]["shells_created"] - before == 1
-    assert [s.pools_opened for s in sessions.sessions()] == [1]
+    # One pool per endpoint the job uses (the CMS over /OcsPowershell, the event log over WinRM),
+    # each opened once for three runs.
+    assert sim.stats()[FE01]["shells_created"] - before == 2
+    assert [s.pools_opened for s in sessions.sessions()] == [1, 1]
 
 
 def test_pool_dropped_after_a_failure_is_reopened(sim, tmp_path, password_env):

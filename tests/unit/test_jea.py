@@ -7,6 +7,7 @@ import pytest
 from collectors.contract import Collector
 from collectors.registry import ALL_COLLECTORS
 from exporter import jea
+from exporter.config import ENDPOINT_KINDS
 from tests.conftest import PROJECT_ROOT
 
 
@@ -20,7 +21,7 @@ def test_every_declared_cmdlet_is_a_read_verb_on_a_known_endpoint():
     for collector in ALL_COLLECTORS:
         assert collector.cmdlets or collector.name in {"tls_probe"}, f"{collector.name} declares no cmdlets"
         for endpoint, cmdlet in collector.cmdlets:
-            assert endpoint in ("windows", "exchange"), (collector.name, endpoint)
+            assert endpoint in ENDPOINT_KINDS, (collector.name, endpoint)
             # Select-Object only picks properties of what a Get- cmdlet wrote in the same pipeline.
             assert cmdlet.startswith(("Get-", "Test-")) or cmdlet == "Select-Object", (collector.name, cmdlet)
 
