@@ -43,6 +43,18 @@ _CHECKS = (
         "Microsoft.Rtc.Internal.Ucweb.dll exists where ImplementationDLLPath points (the DLL's full path by default, or a folder holding it).",
         "Reinstall the UCMA 4.0 runtime, or set ImplementationDLLPath to the DLL's full path (default C:\\Program Files\\Microsoft UCMA 4.0\\Runtime\\SSP\\Microsoft.Rtc.Internal.Ucweb.dll), then recycle MSExchangeOWAAppPool.",
     ),
+    # E3: the IM certificate's names (the IM settings themselves: lync_owa_im_certificate_check_ok)
+    ConfigCheck(
+        "im_certificate_names_trusted_pool",
+        "E3",
+        "The certificate IMCertificateThumbprint names carries, in its subject CN or a DNS SAN, the FQDN of every "
+        "trusted application pool hosting OutlookWebApp that stands for this server (its own FQDN or a pool listing "
+        "it; pools as a lync_topology job read them).",
+        "Request the IM certificate from the internal CA with the trusted application pool's FQDN in subject and SAN "
+        "(New-ExchangeCertificate -GenerateRequest -SubjectName CN=<pool fqdn> -DomainName <pool fqdn>,<server fqdn> "
+        "-RequestFile <path>; Import-ExchangeCertificate), set IMCertificateThumbprint to it, then recycle "
+        "MSExchangeOWAAppPool.",
+    ),
     # E6: OWA virtual directories and mailbox policies
     ConfigCheck(
         "owa_vdir_im_enabled",
@@ -55,6 +67,13 @@ _CHECKS = (
         "E6",
         "Every client-access (Default Web Site) OWA virtual directory has InstantMessagingType OCS.",
         'Set-OwaVirtualDirectory -Identity "<server>\\owa (Default Web Site)" -InstantMessagingType OCS',
+    ),
+    ConfigCheck(
+        "owa_backend_vdir_im_not_enabled",
+        "E6",
+        "No back-end (Exchange Back End) OWA virtual directory of this server has InstantMessagingEnabled True with "
+        "InstantMessagingType OCS (001 recommends against IM on back-end servers; IM still works).",
+        'Set-OwaVirtualDirectory -Identity "<server>\\owa (Exchange Back End)" -InstantMessagingType None',
     ),
     ConfigCheck(
         "owa_mailbox_policy_im_enabled",
@@ -84,6 +103,34 @@ _CHECKS = (
         "New-CsTrustedApplicationPool -Identity <owa fqdn> -Registrar <pool fqdn> -Site <SiteID>; "
         "New-CsTrustedApplication -ApplicationId OutlookWebApp -TrustedApplicationPoolFqdn <owa fqdn> -Port 5199; "
         "Enable-CsTopology.",
+    ),
+    ConfigCheck(
+        "owa_trusted_pool_registrar_is_lync_pool",
+        "L2",
+        "Every trusted application pool hosting OutlookWebApp has as Registrar the Lync pool that IMServerName "
+        "names (global lync_pool_fqdn; run when it is set).",
+        "Set-CsTrustedApplicationPool -Identity <owa fqdn> -Registrar <pool fqdn>, then Enable-CsTopology "
+        "(or set IMServerName to the Registrar's pool).",
+    ),
+    ConfigCheck(
+        "owa_trusted_pool_requires_no_replication",
+        "L2",
+        "Every trusted application pool hosting OutlookWebApp has RequiresReplication False, as 001 creates it.",
+        "Set-CsTrustedApplicationPool -Identity <owa fqdn> -RequiresReplication $False",
+    ),
+    ConfigCheck(
+        "owa_trusted_pool_throttles_as_server",
+        "L2",
+        "Every trusted application pool hosting OutlookWebApp has ThrottleAsServer True (the default 001 keeps; False "
+        "throttles OWA's connections as a client's).",
+        "Set-CsTrustedApplicationPool -Identity <owa fqdn> -ThrottleAsServer $True",
+    ),
+    ConfigCheck(
+        "owa_trusted_pool_treated_as_authenticated",
+        "L2",
+        "Every trusted application pool hosting OutlookWebApp has TreatAsAuthenticated True (the default 001 keeps; "
+        "False requires OWA's requests to authenticate).",
+        "Set-CsTrustedApplicationPool -Identity <owa fqdn> -TreatAsAuthenticated $True",
     ),
     # L3: the OAuthTokenIssuer certificate of the Lync front ends
     ConfigCheck(

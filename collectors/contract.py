@@ -22,7 +22,16 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Generic, Protocol, Sequence, TypeVar
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Literal,
+    Protocol,
+    Sequence,
+    TypeVar,
+)
 
 from pydantic import (
     BaseModel,
@@ -278,6 +287,9 @@ class Estate:
     """Estate-wide facts from the configuration's ``global`` section."""
 
     lync_pool_fqdn: str | None = None
+    # Hybrid with Exchange Online: "auto" (when the CMS or the Edge holds its hosting provider), or
+    # declared: True / False. The Edge checks judge only where it applies.
+    hybrid: Literal["auto"] | bool = "auto"
 
 
 T = TypeVar("T")

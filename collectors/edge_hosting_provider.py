@@ -48,6 +48,7 @@ from collectors.contract import (
     Sample,
     Shape,
 )
+from collectors.helpers.endpoints import LYNC, WINDOWS
 from collectors.helpers.names import fqdn
 from collectors.helpers.text import clean_text
 
@@ -127,6 +128,13 @@ MATCHES_CMS = MetricSpec(
     "gauge",
     "1 when the field of the Edge's copy of the Exchange Online hosting provider equals the CMS, else 0.",
     ("field",),
+)
+HYBRID_APPLICABLE = MetricSpec(
+    "lync_owa_hybrid_applicable",
+    "gauge",
+    "1 when hybrid IM with Exchange Online applies, so the Edge's hosting provider and federation checks judge: "
+    "declared (global hybrid: true), or with hybrid: auto when the CMS or the Edge's local store holds the "
+    "Exchange Online hosting provider; else 0 (the checks are not applicable and never page).",
 )
 CMS_PRESENT = MetricSpec(
     "lync_owa_cms_hosting_provider_present",
@@ -227,6 +235,15 @@ def compare_with_cms(local: Provider | None, cms: Provider | None) -> dict[str, 
 CMS_PROVIDER: Fact[Provider | None] = Fact("cms_hosting_provider")
 
 
+def hybrid_applies(declared: str | bool, on_edge: bool, in_cms: bool) -> bool:
+    """Whether the organisation is hybrid with Exchange Online. Declared wins; with "auto", the Exchange
+    Online hosting provider in the CMS or in the Edge's replica says so (an organisation that never
+    configured it has neither; one that lost it from both must declare hybrid: true to be paged)."""
+    if isinstance(declared, bool):
+        return declared
+    return on_edge or in_cms
+
+
 @dataclass
 class EdgeState:
     waited_for_cms_copy: bool = False  # only the first run waits for a front end's copy
@@ -240,8 +257,9 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
     roles = frozenset({"lync_edge", "lync_frontend"})
     settings_model = EdgeHostingProviderSettings
     state_model = EdgeState
-    metrics = (EDGE_PRESENT, SETTING_OK, FEDERATION_ENABLED, CMS_COMPARED, MATCHES_CMS, CMS_PRESENT)
-    cmdlets = (("windows", PROVIDER_CMDLET), ("windows", ACCESS_EDGE_CMDLET))
+    metrics = (EDGE_PRESENT, SETTING_OK, FEDERATION_ENABLED, CMS_COMPARED, MATCHES_CMS, CMS_PRESENT, HYBRID_APPLICABLE)
+    # The CMS copy on a front end (/OcsPowershell), the local store on the Edge (WinRM).
+    cmdlets = ((LYNC, PROVIDER_CMDLET), (WINDOWS, PROVIDER_CMDLET), (WINDOWS, ACCESS_EDGE_CMDLET))
     cmdlet_parameters = {PROVIDER_CMDLET: {"LocalStore": None}, ACCESS_EDGE_CMDLET: {"LocalStore": None}}
 
     def collect(self, ctx: Context) -> list[Sample]:
@@ -254,13 +272,13 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
         return samples
 
     def _read_cms(self, ctx: Context, settings: EdgeHostingProviderSettings) -> list[Sample]:
-        answer = ctx.run("windows", PROVIDER_CMDLET, None, HOSTING_PROVIDER)
+        answer = ctx.run(LYNC, PROVIDER_CMDLET, None, HOSTING_PROVIDER)
         provider = select_provider(read_providers(answer.objects), settings.identity, settings.proxy_fqdns)
         ctx.post(CMS_PROVIDER, provider)
         return [CMS_PRESENT.sample(1 if provider else 0)]
 
     def _read_edge(self, ctx: Context, settings: EdgeHostingProviderSettings) -> list[Sample]:
-        local = read_providers(ctx.run("windows", PROVIDER_CMDLET, LOCAL_STORE, HOSTING_PROVIDER).objects)
+        local = read_providers(ctx.run(WINDOWS, PROVIDER_CMDLET, LOCAL_STORE, HOSTING_PROVIDER).objects)
         federated = self._allow_federated_users(ctx)
         provider = select_provider(local, settings.identity, settings.proxy_fqdns)
         samples = [EDGE_PRESENT.sample(1 if provider else 0), FEDERATION_ENABLED.sample(1 if federated else 0)]
@@ -269,6 +287,8 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
             samples += [SETTING_OK.sample(1 if checks[name] else 0, setting=name) for name in SETTINGS_CHECKED]
         cms = self._cms_copy(ctx, settings)
         samples.append(CMS_COMPARED.sample(1 if cms else 0))
+        in_cms = cms is not None and cms.value is not None
+        samples.append(HYBRID_APPLICABLE.sample(1 if hybrid_applies(ctx.estate.hybrid, provider is not None, in_cms) else 0))
         if cms is not None:
             # Compare the provider the CMS holds under the same identity, whatever its ProxyFqdn says now.
             if cms.value is not None:
@@ -279,9 +299,9 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
         return samples
 
     def _allow_federated_users(self, ctx: Context) -> bool:
-        objects = ctx.run("windows", ACCESS_EDGE_CMDLET, LOCAL_STORE, ACCESS_EDGE).objects
+        objects = ctx.run(WINDOWS, ACCESS_EDGE_CMDLET, LOCAL_STORE, ACCESS_EDGE).objects
         if not objects:
-            where = f"{ctx.where('windows')} {ACCESS_EDGE_CMDLET}"
+            where = f"{ctx.where(WINDOWS)} {ACCESS_EDGE_CMDLET}"
             raise CollectError(ErrorKind.SHAPE, where, "answered no access edge configuration (expected Global)")
         chosen = next((o for o in objects if clean_text(o.get("Identity")).casefold() == "global"), objects[0])
         return chosen["AllowFederatedUsers"] is True

@@ -1,9 +1,11 @@
 """Check E6: IM switched on, with type OCS, on OWA's client-access virtual directories and mailbox policies.
 
-``Get-OwaVirtualDirectory -Server <host>`` lists the server's client-access (front-end) OWA virtual
-directories; back-end ones ("Exchange Back End") are not shown without -ShowMailboxVirtualDirectories
-and are skipped should one appear: IM settings are not recommended there. A new virtual directory
-has InstantMessagingType None, which silently turns IM off. ``Get-OwaMailboxPolicy`` lists the
+``Get-OwaVirtualDirectory -Server <host> -ShowMailboxVirtualDirectories`` lists the server's OWA
+virtual directories, the client-access (front-end) ones and the back-end ones ("Exchange Back End").
+IM must be on where clients arrive, the front end; a new virtual directory has InstantMessagingType
+None, which silently turns IM off. On the back end 001 recommends against it ("it is recommended that
+you do not enable instant messaging on your backend servers"): a back-end directory with IM enabled
+and type OCS is reported as a misconfiguration, not as broken IM. ``Get-OwaMailboxPolicy`` lists the
 organisation's policies: the default one decides for every mailbox without a policy of its own; every
 policy is exported too, so a dashboard shows which ones keep IM off.
 """
@@ -116,7 +118,10 @@ class OwaImSettingsCollector(Collector[OwaImSettingsSettings, OwaImSettingsState
     state_model = OwaImSettingsState
     metrics = (CONFIG_CHECK_OK, POLICY_IM_ENABLED, POLICY_IM_TYPE_OCS)
     cmdlets = (("exchange", "Get-OwaVirtualDirectory"), ("exchange", "Get-OwaMailboxPolicy"))
-    cmdlet_parameters = {"Get-OwaVirtualDirectory": {"Server": None}, "Get-OwaMailboxPolicy": {}}
+    cmdlet_parameters = {
+        "Get-OwaVirtualDirectory": {"Server": None, "ShowMailboxVirtualDirectories": None},
+        "Get-OwaMailboxPolicy": {},
+    }
 
     def collect(self, ctx: Context) -> list[Sample]:
         settings = ctx.settings
@@ -124,8 +129,10 @@ class OwaImSettingsCollector(Collector[OwaImSettingsSettings, OwaImSettingsState
         return self._virtual_directories(ctx, server) + self._mailbox_policies(ctx, settings.max_policies)
 
     def _virtual_directories(self, ctx: Context, server: str) -> list[Sample]:
-        answer = ctx.run("exchange", "Get-OwaVirtualDirectory", {"Server": server}, VIRTUAL_DIRECTORY)
+        parameters = {"Server": server, "ShowMailboxVirtualDirectories": True}
+        answer = ctx.run("exchange", "Get-OwaVirtualDirectory", parameters, VIRTUAL_DIRECTORY)
         front_end = [vdir for vdir in answer.objects if not is_back_end(vdir)]
+        back_end = [vdir for vdir in answer.objects if is_back_end(vdir)]
         if not front_end and not ctx.state.no_vdir_logged:
             # A client-access server without an OWA virtual directory serves no OWA, and so no IM.
             ctx.log.warning("%s has no client-access OWA virtual directory", server)
@@ -133,6 +140,8 @@ class OwaImSettingsCollector(Collector[OwaImSettingsSettings, OwaImSettingsState
         return [
             check_sample("owa_vdir_im_enabled", bool(front_end) and all(im_enabled(v) for v in front_end)),
             check_sample("owa_vdir_im_type_ocs", bool(front_end) and all(im_type_ocs(v) for v in front_end)),
+            # Enabled means both, as 001's Set-OwaVirtualDirectory does: a new directory is Enabled with type None.
+            check_sample("owa_backend_vdir_im_not_enabled", not any(im_enabled(v) and im_type_ocs(v) for v in back_end)),
         ]
 
     def _mailbox_policies(self, ctx: Context, limit: int) -> list[Sample]:

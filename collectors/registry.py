@@ -15,6 +15,7 @@ from collectors.lync_certificates import LyncCertificatesCollector
 from collectors.owa_app_pool.collector import OwaAppPoolCollector
 from collectors.owa_events.collector import OwaEventsCollector
 from collectors.owa_im_settings import OwaImSettingsCollector
+from collectors.server_maintenance import ServerMaintenanceCollector
 from collectors.tls_probe.collector import TlsProbeCollector
 from collectors.topology.exchange_topology import ExchangeTopologyCollector
 from collectors.topology.lync_topology import LyncTopologyCollector
@@ -33,6 +34,7 @@ ALL_COLLECTORS: tuple[type[Collector], ...] = (
     ExchangeTopologyCollector,
     ImLogFolderCollector,
     OwaEventsCollector,
+    ServerMaintenanceCollector,
 )
 
 

@@ -128,6 +128,14 @@ def im_dashboard(runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
                   "excludeByName": {"Time": True, "Value": True, "__name__": True, "job": True, "instance": True},
                   "renameByName": {"target": "server"}}}],
               mappings=value_text({k: (v, "red") for k, v in REASON_TEXT.items()})),
+        Panel("Servers in maintenance", "MAINTENANCE while a server is out of service on purpose: Exchange's "
+              "maintenance mode (Get-ServerComponentState: ServerWideOffline Inactive, HubTransport Draining, OwaProxy "
+              "Inactive) or a drained or stopped Lync Front-End service (Get-CsWindowsService RTCSRV). Alertmanager "
+              "mutes the server's pages meanwhile (runbook LyncOwaServerInMaintenance).",
+              [Query(f"lync_owa_server_in_maintenance{sel()}", "{{target}}")],
+              "short", kind="state-timeline", width=24, height=5,
+              mappings=value_text({"1": ("MAINTENANCE", "blue"), "0": ("in service", "green")}),
+              thresholds=[(None, "green"), (1, "blue")], options=STATE_TIMELINE),
         Row("Event 112 and IM initialisation failures (E1) and the OWA application pool (E5)"),
         Panel("Last Event 112 and last pool start", "When IM last initialised (Event 112 of MSExchange OWA) and when "
               "the OWA worker process last started. A start newer than the last 112 by more than 30 minutes is "

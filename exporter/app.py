@@ -1,4 +1,5 @@
-"""Wires configuration, collectors, scheduler, snapshot store and HTTP server into one exporter."""
+"""Wires configuration, collectors, scheduler, snapshot store and HTTP server into one exporter, and
+applies a reloaded configuration to it (``apply``: only the jobs that differ are touched)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,23 @@ from typing import Any, Mapping
 
 from collectors import registry
 from collectors.contract import Collector, FactsBoard
-from collectors.sources.remoting import SessionPool
 from exporter.config import Config
 from exporter.http import ExporterHTTPServer, parse_listen_address
+from exporter.job_plan import PlanChange, compare, planned_jobs
 from exporter.metrics import ExpositionCache
+from exporter.reload import Reloader, ReloadStatus
+from exporter.removal import ReleasableSessionPool
 from exporter.scheduler import CollectionScheduler, JobRunner
 from exporter.state import SnapshotStore
+from exporter.status_page import VerdictWatcher
 from exporter.web_config import WebConfig
+from exporter.web_config_reload import LiveWebConfig
 
 log = logging.getLogger(__name__)
+
+# Global settings a reload cannot apply: the scheduler's worker pool is sized at start. Every other
+# one applies at once (runners read them at every run, new runners get the new ones).
+RESTART_GLOBAL_SETTINGS = ("max_concurrent_jobs",)
 
 
 class Exporter:
@@ -25,25 +34,41 @@ class Exporter:
         listen_address: str,
         collectors: Mapping[str, Collector[Any, Any]] | None = None,
         web_config: WebConfig | None = None,
+        *,
+        collector_switches: Mapping[str, bool] | None = None,
+        telemetry_path: str = "/metrics",
+        enable_lifecycle: bool = False,
     ) -> None:
         # One instance of each collector per exporter; tests may pass their own (a fake DNS resolver).
-        collectors = dict(collectors or {name: cls() for name, cls in registry.by_name().items()})
+        self.collectors = dict(collectors or {name: cls() for name, cls in registry.by_name().items()})
+        self.collector_switches = dict(collector_switches or {})
         self.config = config
         self.store = SnapshotStore(config.global_.staleness_intervals)
-        self.sessions = SessionPool()
+        self.sessions = ReleasableSessionPool()
         self.facts = FactsBoard()  # what one job reads for others, shared by this exporter's jobs only
-        self.runners = [
-            JobRunner(collectors[job.collector], job, self.store, self.sessions, config.global_, self.facts)
-            for job in config.jobs(collectors)
-        ]
-        self.scheduler = CollectionScheduler(self.runners, config.global_.max_concurrent_jobs)
-        known_metrics = [spec for c in collectors.values() for spec in c.metrics]
-        self.cache = ExpositionCache(self.store, known_metrics)
+        runners = [self._runner(spec) for spec in planned_jobs(config, self.collectors, self.collector_switches)]
+        self.scheduler = CollectionScheduler(runners, config.global_.max_concurrent_jobs)
+        self.reload_status = ReloadStatus()
+        known_metrics = [spec for c in self.collectors.values() for spec in c.metrics]
+        self.cache = ExpositionCache(self.store, known_metrics, live_collectors=[
+            self.reload_status, self.scheduler.guards, self.scheduler.series_cap])  # backoff, series cut per target
         self.server = ExporterHTTPServer(
             parse_listen_address(listen_address), self.cache, self.store, healthy=lambda: self.scheduler.running,
-            web_config=web_config,
+            web_config=web_config, telemetry_path=telemetry_path,
+            reload=(lambda: self.reloader.reload()) if enable_lifecycle else None,
         )
-        self.web_config = web_config
+        self.web = LiveWebConfig(web_config, self.server) if web_config is not None else None
+        self.reloader = Reloader(self)  # SIGHUP, and POST /-/reload with the lifecycle API on
+        # Judges after every run, so the status page's "broken since" is when a run first showed it.
+        self.verdict_watcher = VerdictWatcher(self.store)
+
+    @property
+    def runners(self) -> list[JobRunner]:
+        return self.scheduler.runners
+
+    @property
+    def web_config(self) -> WebConfig | None:
+        return self.web.current if self.web is not None else None
 
     @property
     def url(self) -> str:
@@ -51,20 +76,64 @@ class Exporter:
         shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
         return f"{self.server.scheme}://{shown}:{port}"
 
+    def _runner(self, spec) -> JobRunner:
+        return JobRunner(self.collectors[spec.collector], spec, self.store, self.sessions, self.config.global_,
+                         self.facts)
+
     def start(self) -> None:
         self.cache.start()
+        self.verdict_watcher.start()
         self.server.serve_in_thread()
         self.scheduler.start()
         protection = self.web_config.summary() if self.web_config else "TLS off, basic auth off"
-        log.info("listening", extra={"address": self.url, "jobs": len(self.runners), "web": protection})
+        log.info("listening", extra={"address": self.url, "jobs": len(self.runners), "web": protection,
+                                     "telemetry_path": self.server.telemetry_path})
+
+    def apply(self, config: Config) -> PlanChange:
+        """Run ``config`` from now on, touching only what differs: removed jobs stop and their series
+        go at once, changed jobs restart (fresh state and counters), new jobs start, and unchanged
+        jobs keep their runner (collector state such as event log cursors, counters, sessions)."""
+        running = {runner.job_id: runner for runner in self.runners}
+        change = compare({job_id: r.spec for job_id, r in running.items()},
+                         planned_jobs(config, self.collectors, self.collector_switches))
+        self._apply_global(config)
+        self.config = config
+        for job_id in change.removed:
+            runner = running[job_id]
+            self.scheduler.remove(runner)
+            runner.retire()
+            self.store.unregister(runner.collector.name, runner.spec.target.name)
+        for spec in change.changed:
+            old = running[spec.id]
+            self.scheduler.remove(old)
+            old.retire()  # before the successor registers: nothing of the old run lands on the new job
+            self.scheduler.add(self._runner(spec))
+        for spec in change.added:
+            self.scheduler.add(self._runner(spec))
+        for job_id in change.unchanged:
+            running[job_id].global_settings = config.global_  # read at every run: the pool FQDN, hybrid...
+        self.cache.refresh_now()
+        wanted = [r.endpoints.spec(kind) for r in self.runners for kind in r.spec.target.endpoints]
+        released = self.sessions.release_unused(wanted)
+        log.info("jobs updated: %s; %d remote sessions closed", change.summary(), released)
+        return change
+
+    def _apply_global(self, config: Config) -> None:
+        old, new = self.config.global_, config.global_
+        self.store.staleness_intervals = new.staleness_intervals
+        later = [key for key in RESTART_GLOBAL_SETTINGS if getattr(old, key) != getattr(new, key)]
+        if later:
+            log.warning("global settings changed that take effect only at restart; running with the old values",
+                        extra={"settings": ",".join(later)})
 
     def stop(self) -> None:
         """Stop scheduling, close remote sessions (bounded), then stop serving."""
         self.scheduler.shutdown()
-        for runner in self.runners:
+        for runner in list(self.runners):
             runner.close()
         self.sessions.close_all(timeout=10)
         self.server.shutdown()
         self.server.server_close()
         self.cache.stop()
+        self.verdict_watcher.stop()
         log.info("stopped")

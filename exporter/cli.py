@@ -7,14 +7,20 @@ import logging
 import sys
 from typing import Sequence
 
-from exporter import __version__, logsetup
+from exporter import diagnose, evtx_command, logsetup
+from exporter.flags import (
+    TopLevelParser,
+    VersionAction,
+    add_collector_switches,
+    telemetry_path_problem,
+)
 from exporter.shutdown import install_signal_handlers, wait_for_signal
 
 log = logging.getLogger("exporter")
 
 DEFAULT_LISTEN = ":10112"
 DEFAULT_CONFIG = "/etc/lync-owa-exporter/config.yaml"
-SUBCOMMANDS = ("run", "check", "demo", "simulate", "healthcheck")
+SUBCOMMANDS = ("run", "check", "demo", "simulate", "healthcheck", "evtx", "diagnose")
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -35,24 +41,41 @@ def _add_web_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_serving(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics",
+                        help="path under which to expose metrics (default /metrics)")
+    parser.add_argument("--web.enable-lifecycle", dest="enable_lifecycle", action="store_true",
+                        help="allow POST /-/reload to reload the configuration (SIGHUP always does)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from collectors import registry
+    from exporter.version import BUILD
+
+    parser = TopLevelParser(
         prog="lync-owa-exporter",
         description="Prometheus exporter: is IM and presence in Outlook Web App working, and if not, why.",
     )
-    parser.add_argument("--version", action="version", version=f"lync-owa-exporter {__version__}")
-    sub = parser.add_subparsers(dest="command")
+    parser.add_argument("--version", action=VersionAction, version=BUILD.text(),
+                        help="print the version, git revision, build date and Python, and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=argparse.ArgumentParser)
+    collectors = registry.by_name()
 
-    run = sub.add_parser("run", help="poll the configured servers and serve /metrics (default)")
+    run = sub.add_parser("run", help="poll the configured servers and serve /metrics (default)",
+                         usage="%(prog)s [--config.file FILE] [--web.listen-address [HOST]:PORT] [flags]")
+    parser.default_command = run
     run.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG)
     run.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
+    _add_serving(run)
     _add_web_config(run)
     _add_common(run)
+    add_collector_switches(run, collectors)
 
     check = sub.add_parser("check", help="validate a configuration file: exit 0, or 2 listing every error")
     check.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG)
     _add_web_config(check)
     _add_common(check)
+    add_collector_switches(check, collectors)
 
     demo = sub.add_parser("demo", help="run the exporter against the built-in simulated estate")
     demo.add_argument("--scenario", default="healthy", help=SCENARIO_HELP)
@@ -63,8 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--simulator.tls", dest="simulator_tls", action="store_true", help="serve WSMan over HTTPS")
     demo.add_argument("--interval", default="10s", help="collector interval in the demo (Prometheus duration)")
+    demo.add_argument("--with-prometheus", dest="with_prometheus", action="store_true",
+                      help="also run Prometheus with the shipped alert rules and Alertmanager with the example "
+                           "routing (the prometheus and prometheus-alertmanager programs must be on PATH)")
+    demo.add_argument("--prometheus.listen", dest="prometheus_listen", default="127.0.0.1:10190",
+                      help="with --with-prometheus: Prometheus' address (port 0: any free port)")
+    demo.add_argument("--alertmanager.listen", dest="alertmanager_listen", default="127.0.0.1:10193",
+                      help="with --with-prometheus: Alertmanager's address (port 0: any free port)")
+    _add_serving(demo)
     _add_web_config(demo)
     _add_common(demo)
+    add_collector_switches(demo, collectors)
 
     simulate = sub.add_parser("simulate", help="run the simulated estate alone")
     simulate.add_argument("--scenario", default="healthy", help=SCENARIO_HELP)
@@ -81,15 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN)
     health.add_argument("--timeout", type=float, default=4.0, help="seconds")
     _add_common(health)
+
+    _add_common(evtx_command.add_parser(sub))
+    _add_common(diagnose.add_parser(sub, collectors))
     return parser
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     argv = list(argv)
+    parser = build_parser()
+    if argv and not argv[0].startswith("-") and argv[0] not in SUBCOMMANDS:
+        # Not `run`'s business: `lync-owa-exporter chek --help` must not print run's help and exit 0.
+        parser.error(f"unknown command {argv[0]!r} (choose from {', '.join(SUBCOMMANDS)})")
     # `run` is the default: `lync-owa-exporter --config.file x` means `lync-owa-exporter run --config.file x`.
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
         argv.insert(0, "run")
-    return build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
+    problem = telemetry_path_problem(getattr(args, "telemetry_path", "/metrics"))
+    if problem:
+        parser.error(problem)
+    return args
 
 
 def load_or_report(path: str):
@@ -122,12 +165,13 @@ def load_web_config_or_report(path: str | None):
 
 def cmd_check(args: argparse.Namespace) -> int:
     from collectors import registry
+    from exporter.job_plan import planned_jobs
 
     config = load_or_report(args.config_file)
     web_ok, web_config = load_web_config_or_report(args.web_config_file)
     if config is None or not web_ok:
         return EXIT_BAD_CONFIG
-    jobs = config.jobs(registry.by_name())
+    jobs = planned_jobs(config, registry.by_name(), args.collector_switches)
     print(f"{args.config_file}: OK, {len(config.targets)} targets, {len(jobs)} jobs")
     if web_config is not None:
         print(f"{args.web_config_file}: OK, {web_config.summary()}")
@@ -142,13 +186,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config is None or not web_ok:
         return EXIT_BAD_CONFIG
     try:
-        exporter = Exporter(config, args.listen_address, web_config=web_config)
+        exporter = Exporter(config, args.listen_address, web_config=web_config,
+                            collector_switches=args.collector_switches, telemetry_path=args.telemetry_path,
+                            enable_lifecycle=args.enable_lifecycle)
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return EXIT_FAILURE
     exporter.start()
     try:
-        wait_for_signal()
+        wait_for_signal(on_reload=exporter.reloader.reload)
     finally:
         exporter.stop()
     return EXIT_OK
@@ -214,7 +260,7 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "check": cmd_check, "demo": cmd_demo, "simulate": cmd_simulate,
-            "healthcheck": cmd_healthcheck}
+            "healthcheck": cmd_healthcheck, "evtx": evtx_command.run, "diagnose": diagnose.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,8 @@ def demo_config(hosts: dict[str, Any], interval: str, ca_file: str | None) -> di
         }
         if info.exchange_url:
             endpoints["exchange"] = {"url": info.exchange_url, "encryption": "never", "ca_file": ca_file}
+        if getattr(info, "lync_url", None):
+            endpoints["lync"] = {"url": info.lync_url, "encryption": "never", "ca_file": ca_file}
         target: dict[str, Any] = {
             "name": name.split(".")[0],
             "host": name,
@@ -87,6 +89,25 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"demo: needs a writable temporary directory (set TMPDIR; in a container with a read-only root "
               f"file system, mount one with --tmpfs /tmp): {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    if args.with_prometheus:
+        from exporter.demo_alerting import (
+            DemoAlertingError,
+            find_alerts_dir,
+            find_programs,
+        )
+
+        try:
+            find_programs()
+            find_alerts_dir()
+            prometheus_listen = parse_listen_address(args.prometheus_listen)
+            alertmanager_listen = parse_listen_address(args.alertmanager_listen)
+        except (DemoAlertingError, ValueError) as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        if getattr(args, "web_config", None) is not None:
+            print("demo: --with-prometheus scrapes the exporter without credentials; leave out --web.config.file",
+                  file=sys.stderr)
+            return EXIT_BAD_CONFIG
     password = secrets.token_urlsafe(18)
     os.environ[DEMO_PASSWORD_ENV] = password
     try:
@@ -113,6 +134,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     workdir = tempfile.TemporaryDirectory(prefix="lync-owa-demo-")
     exporter = None
+    alerting = None
     try:
         config_path = Path(workdir.name) / "config.yaml"
         document = demo_config(sim.hosts(), args.interval, getattr(sim, "ca_cert_path", None) if args.simulator_tls else None)
@@ -121,24 +143,41 @@ def run_demo(args: argparse.Namespace) -> int:
         if config is None:
             return EXIT_BAD_CONFIG
         try:
-            exporter = Exporter(config, args.listen_address, web_config=getattr(args, "web_config", None))
+            exporter = Exporter(config, args.listen_address, web_config=getattr(args, "web_config", None),
+                                collector_switches=args.collector_switches, telemetry_path=args.telemetry_path,
+                                enable_lifecycle=args.enable_lifecycle)
         except (OSError, ValueError) as exc:
             print(f"demo: cannot listen on {args.listen_address}: {exc}", file=sys.stderr)
             return EXIT_FAILURE
         exporter.start()
+        if args.with_prometheus:
+            from exporter.demo_alerting import DemoAlerting, DemoAlertingError
+
+            host, port = exporter.server.server_address[:2]
+            target = f"[{host}]:{port}" if ":" in host else f"{'127.0.0.1' if host in ('', '0.0.0.0') else host}:{port}"
+            alerting = DemoAlerting(Path(workdir.name), target, args.telemetry_path, parse_duration(args.interval),
+                                    prometheus_listen, alertmanager_listen, show=lambda line: print(line, flush=True))
+            try:
+                alerting.start()
+            except (DemoAlertingError, OSError) as exc:
+                print(f"demo: cannot start Prometheus and Alertmanager: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
         print(
             f"lync-owa-exporter demo, scenario {args.scenario!r}\n"
-            f"  metrics:        {exporter.url}/metrics\n"
+            f"  metrics:        {exporter.url}{args.telemetry_path}\n"
             f"  status page:    {exporter.url}/\n"
             f"  simulator API:  {sim.control_url}/control/state\n"
             f"  switch scenario: curl -X POST -d '{{\"name\": \"no-event-112\"}}' {sim.control_url}/control/scenario\n"
-            f"  configuration:  {config_path}\n"
-            "Press Ctrl-C to stop.",
+            f"  configuration:  {config_path}  (edit it, then kill -HUP {os.getpid()} to reload)\n"
+            + (alerting.banner() + "\n" if alerting is not None else "")
+            + "Press Ctrl-C to stop.",
             flush=True,
         )
-        wait_for_signal()
+        wait_for_signal(on_reload=exporter.reloader.reload)
         return EXIT_OK
     finally:
+        if alerting is not None:
+            alerting.stop()
         if exporter is not None:
             exporter.stop()
         sim.stop()

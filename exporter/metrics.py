@@ -8,20 +8,19 @@ appended fresh on every scrape; they are few and cheap.
 from __future__ import annotations
 
 import gzip
-import platform
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
 from collectors.contract import ERROR_KINDS, MetricSpec, Sample
-from exporter import __version__
 from exporter.state import JobStatus, SnapshotStore
+from exporter.version import BUILD
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -119,13 +118,31 @@ def _family(spec: MetricSpec, target: str, samples: list[Sample]) -> Metric:
 
 
 def _build_info() -> Metric:
+    labels = BUILD.labels()
     info = GaugeMetricFamily(
         "lync_owa_build_info",
-        "Version of lync-owa-exporter and of the Python running it; always 1.",
-        labels=["version", "python_version"],
+        "Version, git revision and build date of lync-owa-exporter, and the Python running it; always 1.",
+        labels=list(labels),
     )
-    info.add_metric([__version__, platform.python_version()], 1.0)
+    info.add_metric(list(labels.values()), 1.0)
     return info
+
+
+def reload_families(successful: bool, last_success_timestamp: float) -> list[Metric]:
+    """Prometheus' own names for its configuration reloads (prometheus_config_last_reload_*)."""
+    ok = GaugeMetricFamily("lync_owa_config_last_reload_successful",
+                           "1 when the last configuration reload (or the load at start) succeeded.")
+    ok.add_metric([], 1.0 if successful else 0.0)
+    when = GaugeMetricFamily("lync_owa_config_last_reload_success_timestamp_seconds",
+                             "When the configuration was last loaded successfully, at start or by a reload.")
+    when.add_metric([], last_success_timestamp)
+    return [ok, when]
+
+
+class LiveCollector(Protocol):
+    """Families rendered at every scrape, beside the process metrics (few, and cheap to make)."""
+
+    def collect(self) -> Iterable[Metric]: ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +164,8 @@ class ExpositionCache:
     # Changes that arrive together (a burst of job completions) are rendered once.
     DEBOUNCE_SECONDS = 0.05
 
-    def __init__(self, store: SnapshotStore, known_metrics: Iterable[MetricSpec], process_metrics: bool = True) -> None:
+    def __init__(self, store: SnapshotStore, known_metrics: Iterable[MetricSpec], process_metrics: bool = True,
+                 live_collectors: Iterable[LiveCollector] = ()) -> None:
         self.store = store
         self._known = {spec.name: spec for spec in known_metrics}
         # Headers of every declared family, so HELP/TYPE show before the first sample exists.
@@ -156,9 +174,13 @@ class ExpositionCache:
         # Per job: the JobStatus rendered, whether its data was fresh, and its sections.
         self._job_sections: dict[tuple[str, str], tuple[JobStatus, bool, dict[str, tuple[bytes, bytes]]]] = {}
         self._process_registry: CollectorRegistry | None = None
-        if process_metrics:
+        live = list(live_collectors)
+        if process_metrics or live:
             self._process_registry = CollectorRegistry(auto_describe=False)
-            ProcessCollector(registry=self._process_registry)
+            if process_metrics:
+                ProcessCollector(registry=self._process_registry)
+            for collector in live:
+                self._process_registry.register(collector)  # type: ignore[arg-type]
         self._build_lock = threading.Lock()
         self._built: _Built | None = None
         self._stop = threading.Event()
@@ -177,6 +199,11 @@ class ExpositionCache:
             self.store.changed.notify_all()
         if self._thread is not None:
             self._thread.join(5)
+
+    def refresh_now(self) -> None:
+        """Rebuild at once, not after the debounce: a reload's answer comes after the removed jobs'
+        series have left the exposition."""
+        self._rebuild()
 
     def _render_loop(self) -> None:
         while not self._stop.is_set():

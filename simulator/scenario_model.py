@@ -100,6 +100,15 @@ class OwaVirtualDirectory(_Model):
     external_url: str | None = None
 
 
+class ComponentState(_Model):
+    """One server component's state (Get-ServerComponentState) as an administrator or a system set it:
+    ``Set-ServerComponentState -Component X -State Inactive -Requester Maintenance``."""
+
+    state: Literal["Active", "Inactive", "Draining"] = "Active"
+    requester: Literal["HealthApi", "Maintenance", "Sidelined", "Functional", "Deployment"] = "Maintenance"
+    since: Time = None  # when it was set; None: the estate's start
+
+
 class ExchangeServer(_Model):
     version: Literal[2013, 2016, 2019]
     build: str = "15.0.1497.2"
@@ -110,6 +119,8 @@ class ExchangeServer(_Model):
     owa_virtual_directories: dict[str, OwaVirtualDirectory] = Field(default_factory=dict)
     autodiscover_internal_uri: str | None = None
     site: str = "contoso.com/Configuration/Sites/Default-First-Site-Name"
+    # Component -> its state, over the defaults of a fresh install (simulator/cmdlets/maintenance.py).
+    component_states: dict[str, ComponentState] = Field(default_factory=dict)
 
 
 class AuthConfig(_Model):
@@ -255,12 +266,24 @@ class LyncCertificate(_Certificate):
     installed: bool = True
 
 
+class LyncWindowsService(_Model):
+    """A Lync service as Get-CsWindowsService shows it: ``Stop-CsWindowsService -Graceful`` drains it
+    (Paused), ``Invoke-CsComputerFailOver`` stops it."""
+
+    status: Literal["Running", "Stopped", "StartPending", "StopPending", "ContinuePending", "PausePending",
+                    "Paused"] = "Running"
+    display_name: str | None = None  # None: the default service's
+
+
 class LyncServer(_Model):
     product_version: str = "6.0.9319.0"
     certificates: dict[str, LyncCertificate] = Field(default_factory=dict)
     # This server's replica of the CMS, as changes to the CMS view: keys hosting_providers (name ->
     # partial provider, or null when the replica lacks it) and access_edge (partial). See scenario.py.
     local_store: dict[str, Any] = Field(default_factory=dict)
+    # Service name -> its state, over the default services of the server's role (Get-CsWindowsService).
+    windows_services: dict[str, LyncWindowsService] = Field(default_factory=dict)
+
 
 
 # ---------------------------------------------------------------- Windows
@@ -347,6 +370,7 @@ class HostAuth(_Model):
 
     windows: list[AuthScheme] | None = Field(default=None, min_length=1)
     exchange: list[AuthScheme] | None = Field(default=None, min_length=1)
+    lync: list[AuthScheme] | None = Field(default=None, min_length=1)
 
 
 class Host(_Model):

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field as SettingField
+from pydantic import field_validator
 
+from collectors.config_checks import CONFIG_CHECK_OK, check_sample
 from collectors.contract import (
     CollectContext,
     CollectError,
@@ -46,12 +48,18 @@ from collectors.im_certificate.im_settings import (
     evaluate,
     im_settings_from_overrides,
     normalise_thumbprint,
+    thumbprint_well_formed,
 )
 from collectors.im_certificate.owa_web_config import (
     WebConfigError,
     parse_im_app_settings,
 )
+from collectors.im_certificate.trusted_pool_name import (
+    CHECK_NAMES_TRUSTED_POOL,
+    names_trusted_pools,
+)
 from collectors.sources.file_text import FILE_TEXT
+from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS
 
 SETUP_KEY = r"HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup"
 WEB_CONFIG_RELATIVE = r"ClientAccess\Owa\web.config"
@@ -146,6 +154,14 @@ CERT_PRIVATE_KEY = MetricSpec(
     "1 when the server holds the private key of the Exchange certificate.",
     CERT_LABELS,
 )
+CERT_USE = MetricSpec(
+    "lync_owa_exchange_certificate_use_info",
+    "gauge",
+    "What the IM integration uses an Exchange certificate on this server for: im (IMCertificateThumbprint names "
+    "it) or auth (Get-AuthConfig's current Exchange Server Auth certificate); always 1. Certificates without "
+    "a use here are not the integration's: their expiry never pages.",
+    ("thumbprint", "use"),
+)
 AUTH_FOUND = MetricSpec(
     "lync_owa_exchange_auth_certificate_found",
     "gauge",
@@ -166,6 +182,18 @@ class ImCertificateSettings(CollectorSettings):
     exchange_server: str | None = SettingField(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.-]+$")
     # At most this many certificates are exported per server (all of them are still checked).
     max_certificates: int = SettingField(default=100, ge=1, le=1000)
+    # Thumbprints of certificates the integration does not use to leave out of the metrics (and so out
+    # of the unused-certificate warnings), e.g. a leftover the team keeps on purpose. The IM and the
+    # Auth certificate are exported whatever this says.
+    ignored_certificates: tuple[str, ...] = SettingField(default=(), max_length=1000)
+
+    @field_validator("ignored_certificates")
+    @classmethod
+    def _thumbprints(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [v for v in values if not thumbprint_well_formed(v)]
+        if bad:
+            raise ValueError(f"not a certificate thumbprint (40 hex digits): {bad[0][:60]!r}")
+        return tuple(normalise_thumbprint(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -202,8 +230,10 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         CERT_NOT_AFTER,
         CERT_KEY_SIZE,
         CERT_PRIVATE_KEY,
+        CERT_USE,
         AUTH_FOUND,
         AUTH_NOT_AFTER,
+        CONFIG_CHECK_OK,
     )
     cmdlets = (
         ("windows", "Get-ItemProperty"),
@@ -239,8 +269,18 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         samples += [CHECK_OK.sample(1 if ok else 0, check=check) for check, ok in result.checks.items()]
         if result.certificate is not None and result.certificate.not_after is not None:
             samples.append(IM_CERT_NOT_AFTER.sample(result.certificate.not_after.timestamp()))
-        samples += self._certificate_samples(ctx, certificates, settings.max_certificates)
-        samples += self._auth_samples(ctx, certificates)
+        pools = ctx.facts.fresh(OWA_TRUSTED_POOLS)  # posted by a front end's lync_topology job
+        if result.certificate is not None and pools is not None:
+            cert = result.certificate
+            named = names_trusted_pools(cert.subject_cn, cert.dns_names, pools.value, server)
+            if named is not None:
+                samples.append(check_sample(CHECK_NAMES_TRUSTED_POOL, named))
+        auth = self._auth_certificate(ctx, certificates)
+        uses = {cert.thumbprint: use for use, cert in (("im", result.certificate), ("auth", auth)) if cert}
+        samples += self._certificate_samples(ctx, certificates, settings, uses)
+        samples.append(AUTH_FOUND.sample(1 if auth is not None else 0))
+        if auth is not None and auth.not_after is not None:
+            samples.append(AUTH_NOT_AFTER.sample(auth.not_after.timestamp()))
         return samples
 
     # --- where the IM settings come from ------------------------------------------------------
@@ -331,14 +371,20 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
                 if obj["Thumbprint"] and isinstance(obj["HasPrivateKey"], bool)}
 
     def _certificate_samples(
-        self, ctx: Context, certificates: dict[str, Certificate], limit: int
+        self, ctx: Context, certificates: dict[str, Certificate], settings: ImCertificateSettings,
+        uses: dict[str, str],
     ) -> list[Sample]:
+        limit = settings.max_certificates
+        # The integration's certificates first, so the limit never cuts them; ignored ones never.
+        ordered = sorted((c for c in certificates.values()
+                          if c.thumbprint in uses or c.thumbprint not in settings.ignored_certificates),
+                         key=lambda c: c.thumbprint not in uses)
         if len(certificates) > limit:
             ctx.log.warning("%s has %d Exchange certificates; exporting the first %d (max_certificates)",
                             ctx.target.host, len(certificates), limit)
         samples: list[Sample] = []
         exported: set[str] = set()
-        for cert in certificates.values():
+        for cert in ordered:
             # Two odd thumbprints could look alike once made label-safe: one series each, never two.
             label = label_value(cert.thumbprint)
             if label in exported:
@@ -355,13 +401,11 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
                 samples.append(CERT_KEY_SIZE.sample(cert.public_key_size, **labels))
             if cert.has_private_key is not None:
                 samples.append(CERT_PRIVATE_KEY.sample(1 if cert.has_private_key else 0, **labels))
+            if cert.thumbprint in uses:
+                samples.append(CERT_USE.sample(1, thumbprint=cert.thumbprint, use=uses[cert.thumbprint]))
         return samples
 
-    def _auth_samples(self, ctx: Context, certificates: dict[str, Certificate]) -> list[Sample]:
+    def _auth_certificate(self, ctx: Context, certificates: dict[str, Certificate]) -> Certificate | None:
         answer = ctx.run("exchange", "Get-AuthConfig", None, AUTH_CONFIG)
         current = answer.objects[0]["CurrentCertificateThumbprint"] if answer.objects else None
-        cert = certificates.get(normalise_thumbprint(current)) if current else None
-        samples = [AUTH_FOUND.sample(1 if cert is not None else 0)]
-        if cert is not None and cert.not_after is not None:
-            samples.append(AUTH_NOT_AFTER.sample(cert.not_after.timestamp()))
-        return samples
+        return certificates.get(normalise_thumbprint(current)) if current else None

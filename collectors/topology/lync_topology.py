@@ -12,6 +12,11 @@ process (:class:`UmServerReports`; no job opens a session to another target). Th
 ``sipname_um_servers`` names them instead, for an exporter that does not watch Exchange. With neither,
 the comparison is not made (the check is not exported).
 
+The pools that host OutlookWebApp must have as Registrar the pool IMServerName names (001); this job
+compares them with ``global.lync_pool_fqdn`` and hands them (FQDN, computers) to the ``im_certificate``
+jobs, which look for the pool's FQDN in each OWA server's IM certificate
+(:mod:`collectors.sources.trusted_pools`).
+
 L4. ``Get-CsOAuthConfiguration`` ``ExchangeAutodiscoverUrl`` must point at
 ``.../autodiscover/autodiscover.svc`` (``autodiscover.xml`` is a documented trap), and its host name
 must resolve. The name is resolved from the exporter, in a thread bounded by ``dns_timeout`` and the
@@ -44,9 +49,16 @@ from collectors.contract import (
     Sample,
     Shape,
 )
+from collectors.helpers.endpoints import LYNC
 from collectors.helpers.names import fqdn, ip_address, is_host_name
 from collectors.helpers.text import clean_text
+from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS
 from collectors.topology.shared import SIPNAME_UM_SERVERS, is_http_url, split_url
+from collectors.topology.trusted_pool import (
+    as_fact,
+    registrar_is_lync_pool,
+    settings_as_001,
+)
 
 POOL_CMDLET = "Get-CsTrustedApplicationPool"
 APPLICATION_CMDLET = "Get-CsTrustedApplication"
@@ -56,6 +68,7 @@ CHECK_NOT_DUPLICATING_UM = "trusted_pool_not_duplicating_um"
 CHECK_OWA_APPLICATION = "owa_trusted_application_present"
 CHECK_AUTODISCOVER_SVC = "oauth_autodiscover_url_svc"
 CHECK_AUTODISCOVER_RESOLVES = "autodiscover_host_resolves"
+CHECK_REGISTRAR = "owa_trusted_pool_registrar_is_lync_pool"
 
 OWA_APPLICATION_IDS = ("urn:application:outlookwebapp", "outlookwebapp")
 AUTODISCOVER_SVC_PATH = "/autodiscover/autodiscover.svc"
@@ -68,6 +81,10 @@ POOL = Shape(
         Field("Identity", "str", required=False, nullable=True),
         Field("PoolFqdn", "str", required=False, nullable=True),
         Field("Computers", "list", required=False, nullable=True),
+        Field("Registrar", "str", required=False, nullable=True),
+        Field("RequiresReplication", "bool", required=False, nullable=True),
+        Field("ThrottleAsServer", "bool", required=False, nullable=True),
+        Field("TreatAsAuthenticated", "bool", required=False, nullable=True),
     ),
 )
 APPLICATION = Shape(
@@ -153,6 +170,12 @@ def application_pool(app: Mapping[str, Any]) -> str:
     return fqdn(identity.split("/", 1)[0]) if "/" in identity else ""
 
 
+def owa_pools(apps: Iterable[Mapping[str, Any]], pools: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The trusted application pools that host an OutlookWebApp application."""
+    hosting = {application_pool(app) for app in apps if is_owa_application(app)}
+    return [pool for pool in pools if pool_names(pool)[0] in hosting]
+
+
 def owa_application_present(apps: Iterable[Mapping[str, Any]], pools: Iterable[Mapping[str, Any]]) -> bool:
     """An OutlookWebApp application on a pool that exists (an application naming no pool counts)."""
     known = {pool_names(pool)[0] for pool in pools}
@@ -226,7 +249,7 @@ class LyncTopologyCollector(Collector[LyncTopologySettings, LyncTopologyState]):
     settings_model = LyncTopologySettings
     state_model = LyncTopologyState
     metrics = (CONFIG_CHECK_OK,)
-    cmdlets = (("windows", POOL_CMDLET), ("windows", APPLICATION_CMDLET), ("windows", OAUTH_CMDLET))
+    cmdlets = ((LYNC, POOL_CMDLET), (LYNC, APPLICATION_CMDLET), (LYNC, OAUTH_CMDLET))
     cmdlet_parameters = {POOL_CMDLET: {}, APPLICATION_CMDLET: {}, OAUTH_CMDLET: {}}
 
     def __init__(self, resolver: Resolver = resolve) -> None:
@@ -235,9 +258,9 @@ class LyncTopologyCollector(Collector[LyncTopologySettings, LyncTopologyState]):
 
     def collect(self, ctx: Context) -> list[Sample]:
         settings = ctx.settings
-        pools = ctx.run("windows", POOL_CMDLET, None, POOL).objects
-        apps = ctx.run("windows", APPLICATION_CMDLET, None, APPLICATION).objects
-        url = global_autodiscover_url(ctx.run("windows", OAUTH_CMDLET, None, OAUTH).objects)
+        pools = ctx.run(LYNC, POOL_CMDLET, None, POOL).objects
+        apps = ctx.run(LYNC, APPLICATION_CMDLET, None, APPLICATION).objects
+        url = global_autodiscover_url(ctx.run(LYNC, OAUTH_CMDLET, None, OAUTH).objects)
 
         samples = []
         um_servers = settings.sipname_um_servers
@@ -251,10 +274,23 @@ class LyncTopologyCollector(Collector[LyncTopologySettings, LyncTopologyState]):
             samples.append(check_sample(CHECK_NOT_DUPLICATING_UM, not duplicates))
         covered_by_um = bool(um_servers)
         samples.append(check_sample(CHECK_OWA_APPLICATION, covered_by_um or owa_application_present(apps, pools)))
+        samples += self._owa_pool_checks(ctx, apps, pools)
         samples.append(check_sample(CHECK_AUTODISCOVER_SVC, autodiscover_url_is_svc(url)))
         resolves = self._autodiscover_resolves(ctx, settings, url)
         if resolves is not None:
             samples.append(check_sample(CHECK_AUTODISCOVER_RESOLVES, resolves))
+        return samples
+
+    @staticmethod
+    def _owa_pool_checks(ctx: Context, apps: list[Mapping[str, Any]], pools: list[Mapping[str, Any]]) -> list[Sample]:
+        """Hand the OWA pools to the Exchange jobs (E3 compares the IM certificate with them) and judge
+        their settings; nothing to judge while no pool hosts OutlookWebApp (L2's own check says so)."""
+        owa = owa_pools(apps, pools)
+        ctx.post(OWA_TRUSTED_POOLS, as_fact(pool_names(pool) for pool in owa))
+        samples = []
+        if owa and ctx.estate.lync_pool_fqdn:
+            samples.append(check_sample(CHECK_REGISTRAR, registrar_is_lync_pool(owa, ctx.estate.lync_pool_fqdn)))
+        samples += [check_sample(check, ok) for check, ok in settings_as_001(owa).items()]
         return samples
 
     def _autodiscover_resolves(self, ctx: Context, settings: LyncTopologySettings, url: Any) -> bool | None:

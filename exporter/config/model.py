@@ -45,8 +45,10 @@ __all__ = [
 ]
 
 ROLES: tuple[str, ...] = ("exchange_mailbox", "exchange_client_access", "lync_frontend", "lync_edge")
-EndpointKind = Literal["windows", "exchange"]
-ENDPOINT_KINDS: tuple[EndpointKind, ...] = ("windows", "exchange")
+# windows: WinRM (event logs, files, registry, IIS; the Edge's Lync cmdlets); exchange: Exchange's
+# /PowerShell; lync: Lync/Skype for Business' /OcsPowershell on front ends, where its RBAC applies.
+EndpointKind = Literal["windows", "exchange", "lync"]
+ENDPOINT_KINDS: tuple[EndpointKind, ...] = ("windows", "exchange", "lync")
 AuthMethod = Literal["basic", "ntlm", "negotiate", "kerberos", "credssp"]
 Encryption = Literal["auto", "always", "never"]
 
@@ -96,11 +98,22 @@ class GlobalSettings(_FileModel):
     staleness_intervals: int = Field(default=3, ge=1)
     max_concurrent_jobs: int = Field(default=16, ge=1, le=256)
     lync_pool_fqdn: str | None = None
+    # Hybrid with Exchange Online (IM in OWA for mailboxes there, through the Edge): auto, true, false.
+    hybrid: Literal["auto"] | bool = "auto"
+    # Label values come from servers: a hostile or broken one must not blow up the exposition.
+    max_series_per_target: int = Field(default=2000, ge=1, le=1_000_000)
 
     @field_validator("lync_pool_fqdn")
     @classmethod
     def _pool_is_hostname(cls, fqdn: str | None) -> str | None:
         return fqdn if fqdn is None else _check_hostname(fqdn)
+
+    @field_validator("hybrid", mode="before")
+    @classmethod
+    def _hybrid_choice(cls, value: Any) -> Any:
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise ValueError(f"must be auto, true or false, got {value!r}")
 
 
 _SPN_SERVICE_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,31}")
@@ -215,6 +228,7 @@ _EndpointSection = Annotated[RawEndpoint | None, BeforeValidator(none_as_empty_m
 class _RawEndpoints(_FileModel):
     windows: _EndpointSection = None
     exchange: _EndpointSection = None
+    lync: _EndpointSection = None
 
 
 class RawTarget(_FileModel):
@@ -273,6 +287,10 @@ class Endpoint:
         url_host = f"[{host}]" if ":" in host else host  # IPv6 literals need brackets in URLs
         if kind == "windows":
             default_url, default_configuration = f"https://{url_host}:5986/wsman", "Microsoft.PowerShell"
+        elif kind == "lync":
+            # Lync/Skype for Business' remote PowerShell, IIS-hosted on the front end's internal web
+            # site; role-based access control applies to these sessions only (docs/deployment.md).
+            default_url, default_configuration = f"https://{url_host}/OcsPowershell", "Microsoft.PowerShell"
         else:  # Exchange's own remote PowerShell endpoint: http with Kerberos message encryption
             default_url, default_configuration = f"http://{url_host}/PowerShell", "Microsoft.Exchange"
         return cls(
@@ -300,7 +318,7 @@ class Target:
         return hash(("Target", self.name))
 
     def endpoint(self, kind: str) -> Endpoint:
-        """The Windows or Exchange remoting endpoint for this target (defaults filled in)."""
+        """The Windows, Exchange or Lync remoting endpoint for this target (defaults filled in)."""
         if kind not in self.endpoints:
             raise ValueError(f"unknown endpoint kind {kind!r}; expected one of {', '.join(ENDPOINT_KINDS)}")
         return self.endpoints[kind]

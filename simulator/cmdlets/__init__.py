@@ -7,11 +7,19 @@ the cmdlet, or None (then the caller raises CommandNotFoundException, as PowerSh
 from __future__ import annotations
 
 from simulator import replay
-from simulator.cmdlets import eventlog, exchange, items, lync, select, system  # noqa: F401  (register handlers)
+from simulator.cmdlets import (  # noqa: F401  (register handlers)
+    eventlog,
+    exchange,
+    items,
+    lync,
+    maintenance,
+    select,
+    system,
+)
 from simulator.cmdlets.base import REGISTRY, Cmdlet, Invocation, Output
 from simulator.estate import HostView
 
-WINDOWS_ENDPOINT, EXCHANGE_ENDPOINT = "windows", "exchange"
+WINDOWS_ENDPOINT, EXCHANGE_ENDPOINT, LYNC_ENDPOINT = "windows", "exchange", "lync"
 # A restricted (JEA, no-language) endpoint always exposes these besides its visible cmdlets (proxy
 # functions of PowerShell's restricted session: CommandMetadata.GetRestrictedCommands; e.g. Lee
 # Holmes' PowerShell Cookbook, Inventory.ps1, lists them on such an endpoint).
@@ -35,6 +43,10 @@ def find(name: str, endpoint: str, view: HostView, visible: list[str] | None = N
     if endpoint == EXCHANGE_ENDPOINT:
         if found.family != "exchange":
             return None
+    elif endpoint == LYNC_ENDPOINT:
+        # /OcsPowershell: a restricted session with the Lync cmdlets of the caller's RBAC role only.
+        if found.family != "lync" and found.name.lower() not in ALWAYS_VISIBLE:
+            return None
     elif found.family == "exchange" or (found.family == "lync" and not view.host.is_lync):
         return None
     if found.available is not None and not found.available(view):
@@ -42,4 +54,4 @@ def find(name: str, endpoint: str, view: HostView, visible: list[str] | None = N
     return found
 
 
-__all__ = ["EXCHANGE_ENDPOINT", "REGISTRY", "WINDOWS_ENDPOINT", "Cmdlet", "Invocation", "Output", "find"]
+__all__ = ["EXCHANGE_ENDPOINT", "LYNC_ENDPOINT", "REGISTRY", "WINDOWS_ENDPOINT", "Cmdlet", "Invocation", "Output", "find"]

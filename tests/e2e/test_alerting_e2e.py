@@ -37,6 +37,11 @@ def _broken(target: str, reason: str) -> tuple[str, dict[str, str]]:
     return "LyncOwaIMIntegrationBroken", {"target": target, "reason": reason, "severity": "critical"}
 
 
+def _exchange_online(reason: str) -> tuple[str, dict[str, str]]:
+    return "LyncOwaIMIntegrationBroken", {"target": "edge01", "reason": reason, "mailboxes": "exchange_online",
+                                          "severity": "critical"}
+
+
 def _config_check(target: str, check: str) -> tuple[str, dict[str, str]]:
     return "LyncOwaConfigCheckFailing", {"target": target, "check": check, "severity": "warning"}
 
@@ -55,26 +60,50 @@ EXPECTED_PAGES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "ucma-missing": [_broken("ex01", "ucma_runtime_missing"),
                      ("LyncOwaIMIntegrationBroken", {"target": "ex01", "reason": "im_initialisation_failing",
                                                      "failure": "ucma_missing"})],
-    "apppool-stopped": [("LyncOwaOWAAppPoolNotStarted", {"target": "ex01", "severity": "critical"})],
+    # The verdict pages; LyncOwaOWAAppPoolNotStarted fires too and Alertmanager mutes it (one page per cause).
+    "apppool-stopped": [_broken("ex01", "owa_app_pool_not_started")],
     "cert-expiring": [_expiring("ex01", "exchange"), _expiring("ex01", "tls"), _expiring("fe01", "lync"),
                       _expiring("fe01", "tls")],
+    # A certificate the integration does not use: a ticket, never a page.
+    "unused-cert-expiring": [("LyncOwaUnusedCertificateExpiring", {"target": "ex02", "source": "exchange",
+                                                                   "severity": "warning"})],
     "cms-replica-stale": [
         ("LyncOwaCMSReplicaNotUpToDate", {"replica": "edge01.contoso.com", "severity": "warning"}),
         ("LyncOwaCMSReplicaSilent", {"replica": "edge01.contoso.com", "severity": "warning"}),
     ],
-    "edge-provider-missing": [("LyncOwaEdgeHostingProviderMissing", {"target": "edge01", "severity": "critical"})],
+    # Hybrid (the CMS holds the Exchange Online provider): mailboxes in Exchange Online, under the Edge.
+    "edge-provider-missing": [_exchange_online("edge_hosting_provider_missing")],
     "edge-provider-drift": [
         ("LyncOwaEdgeHostingProviderDrift", {"target": "edge01", "field": "enabled_shared_address_space"}),
-        ("LyncOwaEdgeHostingProviderMisconfigured", {"target": "edge01", "setting": "shared_address_space"}),
+        _exchange_online("edge_hosting_provider_misconfigured"),
     ],
-    "owa-im-disabled": [_config_check("ex02", "owa_vdir_im_type_ocs")],
-    "owa-policy-im-disabled": [_config_check("ex01", "owa_mailbox_policy_im_enabled")],
-    "owa-trusted-app-missing": [_config_check("fe01", "owa_trusted_application_present")],
-    "trusted-pool-duplicates-um": [_config_check("fe01", "trusted_pool_not_duplicating_um")],
+    "owa-im-disabled": [_broken("ex02", "owa_virtual_directory_im_disabled")],
+    # Organisation-wide causes break every OWA server.
+    "owa-policy-im-disabled": [_broken("ex01", "owa_mailbox_policy_im_disabled"),
+                               _broken("ex02", "owa_mailbox_policy_im_disabled")],
+    "owa-trusted-app-missing": [_broken("ex01", "owa_trusted_application_missing"),
+                                _broken("ex02", "owa_trusted_application_missing")],
+    "trusted-pool-duplicates-um": [_broken("ex01", "trusted_pool_duplicates_um_server"),
+                                   _broken("ex02", "trusted_pool_duplicates_um_server")],
+    "trusted-pool-wrong-registrar": [_broken("ex01", "owa_trusted_pool_registrar_not_the_lync_pool"),
+                                     _broken("ex02", "owa_trusted_pool_registrar_not_the_lync_pool")],
+    "im-cert-lacks-trusted-pool": [_broken("ex01", "im_certificate_lacks_trusted_pool_name")],
+    # A misconfiguration (001 recommends against IM on the back end), not broken IM: a ticket.
+    "owa-backend-im-enabled": [_config_check("ex01", "owa_backend_vdir_im_not_enabled")],
+    "trusted-pool-settings-drift": [_config_check("fe01", check) for check in (
+        "owa_trusted_pool_requires_no_replication", "owa_trusted_pool_throttles_as_server",
+        "owa_trusted_pool_treated_as_authenticated")],
     "oauth-autodiscover-xml": [_config_check("fe01", "oauth_autodiscover_url_svc")],
     "autodiscover-uri-missing": [_config_check("ex02", "autodiscover_internal_uri_set")],
     "oauth-cert-mismatch": [("LyncOwaOAuthCertificateInconsistent", {"severity": "warning"})],
+    # Maintenance, not outages: nothing may page. Only the info alert LyncOwaServerInMaintenance fires
+    # (routed nowhere), for the server IN_MAINTENANCE names.
+    "exchange-maintenance": [],
+    "frontend-drained": [],
 }
+IN_MAINTENANCE = {"exchange-maintenance": "ex01", "frontend-drained": "fe01"}
+# Long enough for any rule to go through pending into firing and reach Alertmanager.
+SETTLE_SECONDS = FOR_SECONDS + 6 * float(SCRAPE_INTERVAL.rstrip("s")) + 2
 
 TIMES_TO_PAGE: dict[str, float] = {}
 
@@ -109,6 +138,27 @@ def test_every_shipped_broken_scenario_is_exercised():
     assert set(scenario_names()) - {"healthy"} == set(EXPECTED_PAGES)
 
 
+def _assert_nothing_pages(stack: AlertingStack, scenario: str, since: float) -> None:
+    """A scenario expecting no page: once its effect shows (the server it puts in maintenance fires
+    LyncOwaServerInMaintenance), every rule gets time to fire, and no notification may arrive."""
+    target = IN_MAINTENANCE.get(scenario)
+    if target is not None:
+        query = f'ALERTS{{alertname="LyncOwaServerInMaintenance", alertstate="firing", target="{target}"}}'
+        end = time.monotonic() + PAGE_TIMEOUT
+        while not stack.query(query):
+            if time.monotonic() > end:
+                pytest.fail(f"{scenario}: {target} not in maintenance within {PAGE_TIMEOUT:.0f}s; firing: "
+                            f"{[a['labels'] for a in stack.firing_alerts()]}")
+            time.sleep(0.5)
+    time.sleep(SETTLE_SECONDS)
+    notified = [a["labels"] for _, a in stack.webhook.alerts(since=since)]
+    assert notified == [], f"{scenario} paged or opened a ticket: {notified}"
+    firing = [a["labels"] for a in stack.firing_alerts()]
+    assert all(labels["severity"] == "info" for labels in firing), f"{scenario}: {firing}"
+    if target is not None:
+        assert [(a["alertname"], a["target"]) for a in firing] == [("LyncOwaServerInMaintenance", target)]
+
+
 def test_healthy_estate_pages_no_one(stack):
     started = time.monotonic()
     # Enough evaluations for any rule to have gone through pending into firing and to Alertmanager.
@@ -127,6 +177,8 @@ def test_broken_scenario_pages_then_resolves(stack, scenario, capsys):
     stack.set_scenario(scenario)
     try:
         pages = []
+        if not expected:
+            _assert_nothing_pages(stack, scenario, broken_at)
         for name, labels in expected:
             found = stack.webhook.wait_for(
                 lambda n, a, name=name, labels=labels: n.status == "firing" and a["status"] == "firing"
@@ -139,7 +191,8 @@ def test_broken_scenario_pages_then_resolves(stack, scenario, capsys):
             assert alert["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}{name}.md"
             assert alert["annotations"].get("summary") and alert["annotations"].get("description")
             pages.append((name, notification.received_at - broken_at))
-        TIMES_TO_PAGE[scenario] = max(seconds for _, seconds in pages)
+        if pages:
+            TIMES_TO_PAGE[scenario] = max(seconds for _, seconds in pages)
         unexpected = {a["labels"]["alertname"] for _, a in stack.webhook.alerts(since=broken_at)} - {n for n, _ in expected}
         assert not unexpected, f"{scenario} also paged {sorted(unexpected)}"
         with capsys.disabled():

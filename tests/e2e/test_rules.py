@@ -41,7 +41,7 @@ SHIPPED_RUNBOOK_BASE = "docs/runbooks/"
 SEVERITY_RECEIVER = {"critical": "lync-owa-pager", "warning": "lync-owa-ticket", "info": "blackhole"}
 RUNBOOK_SECTIONS = ("## What it means", "## Confirm", "## Fix", "## Verify")
 # Series of the exporter that are not domain data: alerts on these need no `collector` label.
-HEALTH_METRIC = re.compile(r"^(up|lync_owa_collector_\w+|lync_owa_build_info)$")
+HEALTH_METRIC = re.compile(r"^(up|lync_owa_collector_\w+|lync_owa_build_info|lync_owa_config_last_reload_\w+)$")
 METRIC_TOKEN = re.compile(r"\b(lync_owa_[a-z0-9_]+|lync_owa:[a-z0-9_:]+)\b")
 
 
@@ -443,6 +443,9 @@ class _alertmanager:
 
 EXPORTER_A = {"job": "lync-owa", "instance": "exporter-a:10112"}
 EXPORTER_B = {"job": "lync-owa", "instance": "exporter-b:10112"}
+EXPORTER_C = {"job": "lync-owa", "instance": "exporter-c:10112"}
+EXPORTER_D = {"job": "lync-owa", "instance": "exporter-d:10112"}
+EXPORTER_E = {"job": "lync-owa", "instance": "exporter-e:10112"}
 CMS = {"collector": "cms_replication"}
 
 
@@ -470,6 +473,41 @@ INHIBITION_CASES = [
     # ...but not the pool-wide CMS replica alerts: other front ends still report the pool.
     (_alert("LyncOwaCMSReplicaNotUpToDate", job="lync-owa", **CMS, replica="edge01.contoso.com"), "active"),
     (_alert("LyncOwaCMSReplicaSilent", job="lync-owa", **CMS, replica="edge01.contoso.com"), "active"),
+    # Rule 4: the verdict pages once per cause; the specific alert for the same fault and target is muted...
+    (_alert("LyncOwaIMIntegrationBroken", "critical", **EXPORTER_C, collector="owa_app_pool", target="ex01",
+            reason="owa_app_pool_not_started"), "active"),
+    (_alert("LyncOwaOWAAppPoolNotStarted", "critical", **EXPORTER_C, collector="owa_app_pool", target="ex01"),
+     "suppressed"),
+    # ...on that target only...
+    (_alert("LyncOwaOWAAppPoolNotStarted", "critical", **EXPORTER_C, collector="owa_app_pool", target="ex02"),
+     "active"),
+    (_alert("LyncOwaIMIntegrationBroken", "critical", **EXPORTER_C, collector="edge_hosting_provider",
+            target="edge01", reason="edge_federation_disabled", mailboxes="exchange_online"), "active"),
+    (_alert("LyncOwaEdgeFederationDisabled", "critical", **EXPORTER_C, collector="edge_hosting_provider",
+            target="edge01"), "suppressed"),
+    # ...and only for the same fault.
+    (_alert("LyncOwaEdgeHostingProviderMissing", "critical", **EXPORTER_C, collector="edge_hosting_provider",
+            target="edge01"), "active"),
+    # Rule 5: a server in maintenance mutes the pages and tickets of that target (its checks and its
+    # collectors)...
+    (_alert("LyncOwaServerInMaintenance", "info", **EXPORTER_D, collector="server_maintenance", target="ex03"),
+     "active"),
+    (_alert("LyncOwaIMIntegrationBroken", "critical", **EXPORTER_D, collector="im_certificate", target="ex03",
+            reason="im_thumbprint_matches_no_certificate"), "suppressed"),
+    (_alert("LyncOwaCollectorFailing", **EXPORTER_D, collector="owa_events", target="ex03"), "suppressed"),
+    (_alert("LyncOwaServerInMaintenance", "info", **EXPORTER_D, collector="server_maintenance", target="fe03"),
+     "active"),
+    (_alert("LyncOwaConfigCheckFailing", **EXPORTER_D, collector="lync_topology", target="fe03",
+            check="owa_trusted_application_present"), "suppressed"),
+    # ...not its info alerts, not other systems' alerts, not another target's, not pool-wide ones...
+    (_alert("LyncOwaExampleInfoAlert", "info", **EXPORTER_D, collector="owa_im_settings", target="ex03"), "active"),
+    (_alert("NodeDown", "critical", **EXPORTER_D, target="ex03"), "active"),
+    (_alert("LyncOwaIMIntegrationBroken", "critical", **EXPORTER_D, collector="im_certificate", target="ex04",
+            reason="im_thumbprint_matches_no_certificate"), "active"),
+    (_alert("LyncOwaExamplePoolWideAlert", "critical", **EXPORTER_D, collector="cms_replication"), "active"),
+    # ...and not the same target name seen by another exporter.
+    (_alert("LyncOwaIMIntegrationBroken", "critical", **EXPORTER_E, collector="im_certificate", target="ex03",
+            reason="im_thumbprint_matches_no_certificate"), "active"),
 ]
 
 

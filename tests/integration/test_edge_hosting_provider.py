@@ -60,6 +60,7 @@ HEALTHY = {
     (f"{PREFIX}edge_hosting_provider_present", ()): 1.0,
     (f"{PREFIX}edge_federation_enabled", ()): 1.0,
     (f"{PREFIX}edge_hosting_provider_cms_compared", ()): 1.0,
+    (f"{PREFIX}hybrid_applicable", ()): 1.0,
     **{(f"{PREFIX}edge_hosting_provider_setting_ok", (name,)): 1.0 for name in SETTINGS_CHECKED},
     **{(f"{PREFIX}edge_hosting_provider_matches_cms", (name,)): 1.0 for name in ("present",) + COMPARED_FIELDS},
 }
@@ -79,6 +80,33 @@ def test_edge_provider_missing_flips_presence_and_drift(sim, jobs):
     expected[(f"{PREFIX}edge_hosting_provider_present", ())] = 0.0
     expected[(f"{PREFIX}edge_hosting_provider_matches_cms", ("present",))] = 0.0
     assert run_both(fe, edge) == expected
+
+
+ON_PREMISES_ONLY = """base: healthy
+description: an organisation without Exchange Online, its CMS (and so the Edge's replica) without the provider.
+lync:
+  hosting_providers:
+    Exchange Online: !delete
+"""
+
+
+@pytest.mark.parametrize(("declared", "applicable"), [(None, 0.0), ("auto", 0.0), (False, 0.0), (True, 1.0)])
+def test_hybrid_applies_only_where_it_exists(sim, jobs, tmp_path, declared, applicable):
+    scenario = tmp_path / "on-premises-only.yaml"
+    scenario.write_text(ON_PREMISES_ONLY)
+    sim.set_scenario(scenario)
+    fe, edge = jobs("fe01", hybrid=declared), jobs("edge01", hybrid=declared)
+    found = run_both(fe, edge)
+    assert found[(f"{PREFIX}cms_hosting_provider_present", ())] == 0.0
+    assert found[(f"{PREFIX}edge_hosting_provider_present", ())] == 0.0
+    assert found[(f"{PREFIX}hybrid_applicable", ())] == applicable
+
+
+@pytest.mark.parametrize(("declared", "applicable"), [("auto", 1.0), (False, 0.0)])
+def test_hybrid_auto_sees_the_cms_copy_when_the_edge_lost_it(sim, jobs, declared, applicable):
+    sim.set_scenario("edge-provider-missing")
+    fe, edge = jobs("fe01", hybrid=declared), jobs("edge01", hybrid=declared)
+    assert run_both(fe, edge)[(f"{PREFIX}hybrid_applicable", ())] == applicable
 
 
 def test_edge_provider_drift_flips_one_setting_and_one_field(sim, jobs):

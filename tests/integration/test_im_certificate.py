@@ -316,3 +316,36 @@ def test_failing_cmdlet_fails_the_run_with_its_kind(sim, tmp_path):
     assert not status.up and status.last_error_kind == "command"
     sim.clear_faults()
     assert failed_run(sim, tmp_path, "ex02").up
+
+
+# --- which certificates are the integration's ------------------------------------------------------
+
+
+USE_INFO = "lync_owa_exchange_certificate_use_info"
+
+
+def uses(exported: Snapshot) -> dict[str, str]:
+    return {labels[0]: labels[1] for (name, labels) in exported if name == USE_INFO}
+
+
+@pytest.mark.parametrize("target", ["ex01", "ex02"])
+def test_the_im_and_the_auth_certificate_are_marked_as_the_integrations(sim, tmp_path, target):
+    exported = collect(sim, tmp_path, target)
+    by_cn = thumbprints(exported)
+    marked = uses(exported)
+    assert marked[by_cn[AUTH]] == "auth"
+    assert sorted(marked.values()) == ["auth", "im"]
+    (im_thumbprint,) = [t for t, use in marked.items() if use == "im"]
+    assert value(exported, IM_NOT_AFTER) == value(exported, CERT_NOT_AFTER, im_thumbprint, next(
+        cn for cn, t in by_cn.items() if t == im_thumbprint))
+    assert len(by_cn) > 2  # and the server has others, which are not the integration's
+
+
+def test_ignored_certificates_leave_the_metrics_but_never_the_integrations_own(sim, tmp_path):
+    exported = collect(sim, tmp_path, "ex01")
+    marked = uses(exported)
+    others = sorted(t for t in thumbprints(exported).values() if t not in marked)
+    ignored = [others[0].lower(), *marked]  # any case; the integration's own are listed too
+    again = collect(sim, tmp_path, "ex01", {"ignored_certificates": ignored})
+    assert set(thumbprints(again).values()) == set(thumbprints(exported).values()) - {others[0]}
+    assert uses(again) == marked

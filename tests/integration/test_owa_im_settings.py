@@ -28,7 +28,7 @@ CHECK = "lync_owa_config_check_ok"
 POLICY_ENABLED = "lync_owa_mailbox_policy_im_enabled"
 POLICY_OCS = "lync_owa_mailbox_policy_im_type_ocs"
 E6_CHECKS = ("owa_vdir_im_enabled", "owa_vdir_im_type_ocs", "owa_mailbox_policy_im_enabled",
-             "owa_mailbox_policy_im_type_ocs")
+             "owa_mailbox_policy_im_type_ocs", "owa_backend_vdir_im_not_enabled")
 
 
 def collect(sim, tmp_path: Path, target: str, settings: dict | None = None) -> Snapshot:
@@ -70,6 +70,7 @@ def test_default_policy_im_off_flips_the_policy_checks_everywhere(sim, tmp_path,
     for target in ("ex01", "ex02"):
         exported = collect(sim, tmp_path, target)
         assert checks(exported) == {"owa_vdir_im_enabled": 1.0, "owa_vdir_im_type_ocs": 1.0,
+                                    "owa_backend_vdir_im_not_enabled": 1.0,
                                     "owa_mailbox_policy_im_enabled": 0.0, "owa_mailbox_policy_im_type_ocs": 0.0}
         assert policies(exported) == {"Default": (0.0, 0.0)}
     assert_untouched(sim, tmp_path, healthy, ("ex01", "owa_im_settings"), ("ex02", "owa_im_settings"))
@@ -99,6 +100,24 @@ hosts:
     assert checks(collect(sim, tmp_path, "ex01")) == {c: 1.0 for c in E6_CHECKS}
 
 
+def test_back_end_im_enabled_is_a_misconfiguration_on_ex01_only(sim, tmp_path, healthy):
+    sim.set_scenario("owa-backend-im-enabled")
+    ex01 = collect(sim, tmp_path, "ex01")
+    assert checks(ex01) == {**{c: 1.0 for c in E6_CHECKS}, "owa_backend_vdir_im_not_enabled": 0.0}
+    assert_untouched(sim, tmp_path, healthy, ("ex01", "owa_im_settings"))
+    # Enabled with type None (Exchange's default for a new directory) is not IM on the back end.
+    sim.set_scenario(write_scenario(tmp_path, "back-end-enabled-type-none", """
+hosts:
+  ex01.contoso.com:
+    exchange:
+      owa_virtual_directories:
+        owa (Exchange Back End):
+          instant_messaging_enabled: true
+          instant_messaging_type: None
+"""))
+    assert checks(collect(sim, tmp_path, "ex01"))["owa_backend_vdir_im_not_enabled"] == 1.0
+
+
 def test_other_policies_are_exported_but_only_the_default_is_checked(sim, tmp_path):
     sim.set_scenario(write_scenario(tmp_path, "more-policies", """
 exchange_org:
@@ -126,7 +145,8 @@ exchange_org:
       is_default: false
 """))
     exported = collect(sim, tmp_path, "ex01")
-    assert checks(exported) == {"owa_vdir_im_enabled": 1.0, "owa_vdir_im_type_ocs": 1.0}
+    assert checks(exported) == {"owa_vdir_im_enabled": 1.0, "owa_vdir_im_type_ocs": 1.0,
+                                "owa_backend_vdir_im_not_enabled": 1.0}
     assert policies(exported) == {"Default": (1.0, 1.0)}
 
 

@@ -10,8 +10,8 @@ which the mutation tests at the end prove.
 
 Versions: Exchange 2013 (E15) answers are compared with the E15 captures, 2016 (E16) with E16; the
 only Exchange 2019 capture is Get-SettingOverride (E19), compared with a 2019 server's answer.
-Get-ExchangeServer and Get-ServerComponentState are not simulated natively: they are compared
-through replay, which serves any capture (simulator/replay.py).
+Get-ExchangeServer is not simulated natively: it is compared through replay, which serves any
+capture (simulator/replay.py).
 """
 
 from __future__ import annotations
@@ -70,11 +70,9 @@ hosts:
         owa-im-initialised: {{provider: MSExchange OWA, id: 112, time: -1h, message: initialised}}
     replay:
       Get-ExchangeServer: {captures / "E16" / "GetExchangeServer.xml"}
-      Get-ServerComponentState: {captures / "E16" / "GetServerComponentState.xml"}
   {EX01}:
     replay:
       Get-ExchangeServer: {captures / "E15" / "GetExchangeServer.xml"}
-      Get-ServerComponentState: {captures / "E15" / "GetServerComponentState.xml"}
 """)
     return path
 
@@ -154,7 +152,8 @@ EXCHANGE_CASES = [
     ("E15/GetExchangeServer.xml", EX01, "Get-ExchangeServer", {"Identity": "EX01"}),
     ("E16/GetExchangeServer.xml", EX03, "Get-ExchangeServer", {}),
     ("E15/GetServerComponentState.xml", EX01, "Get-ServerComponentState", {"Identity": "EX01"}),
-    ("E16/GetServerComponentState.xml", EX03, "Get-ServerComponentState", {}),
+    ("E16/GetServerComponentState.xml", EX03, "Get-ServerComponentState", {"Identity": "ex03.contoso.com"}),
+    ("E16/GetServerComponentState.xml", EX02, "Get-ServerComponentState", {"Identity": "EX02"}),  # 2019
 ]
 
 

@@ -12,6 +12,7 @@ from simulator.scenario import ScenarioError, load_scenario, scenario_names
 from tests.simulator.helpers import (
     EDGE01,
     EX01,
+    EX02,
     FE01,
     IM_FOLDER,
     IM_KEY,
@@ -25,9 +26,13 @@ from tests.simulator.helpers import (
 
 SHIPPED = {
     "healthy", "no-event-112", "im-log-missing", "thumbprint-drift", "thumbprint-malformed", "apppool-stopped",
-    "cms-replica-stale", "edge-provider-missing", "edge-provider-drift", "cert-expiring", "ucma-missing",
+    "cms-replica-stale", "edge-provider-missing", "edge-provider-drift", "cert-expiring", "unused-cert-expiring",
+    "ucma-missing",
     "oauth-autodiscover-xml", "oauth-cert-mismatch", "owa-trusted-app-missing", "autodiscover-uri-missing",
     "trusted-pool-duplicates-um", "owa-im-disabled", "owa-policy-im-disabled",
+    "exchange-maintenance", "frontend-drained",
+    "trusted-pool-wrong-registrar", "im-cert-lacks-trusted-pool", "owa-backend-im-enabled",
+    "trusted-pool-settings-drift",
 }
 
 
@@ -206,6 +211,19 @@ def test_edge_provider_missing_and_drift(sim, fe01_pool, edge_pool):
     local = run(edge_pool, "Get-CsHostingProvider", LocalStore=None, Identity="Exchange Online").output
     cms = run(fe01_pool, "Get-CsHostingProvider", Identity="Exchange Online").output
     assert props(local[0])["EnabledSharedAddressSpace"] is False and props(cms[0])["EnabledSharedAddressSpace"] is True
+
+
+def test_unused_cert_expiring_touches_only_the_self_signed_certificate(sim, ex01_exchange):
+    sim.set_scenario("healthy")
+    healthy = {t: c.not_valid_after_utc for t, c in der_certificates(run(ex01_exchange, "Get-ExchangeCertificate",
+                                                                         Server=EX02).output).items()}
+    sim.set_scenario("unused-cert-expiring")
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=6)
+    now = {t: c.not_valid_after_utc for t, c in der_certificates(run(ex01_exchange, "Get-ExchangeCertificate",
+                                                                     Server=EX02).output).items()}
+    changed = {t for t in now if now[t] != healthy.get(t)}
+    assert len(changed) == 1 and now[changed.pop()] < soon  # one new certificate, expiring within days
+    assert len(now) == len(healthy)
 
 
 def test_cert_expiring(sim, ex01_exchange, fe01_pool):

@@ -180,8 +180,37 @@ def test_defaults_for_endpoints_and_global(tmp_path):
     assert fe01.endpoint("exchange") == Endpoint(
         "exchange", "http://fe01.contoso.com/PowerShell", "Microsoft.Exchange", True, None, "auto"
     )
+    assert fe01.endpoint("lync") == Endpoint(
+        "lync", "https://fe01.contoso.com/OcsPowershell", "Microsoft.PowerShell", True, None, "auto"
+    )
+    assert cfg.global_.hybrid == "auto"
     with pytest.raises(ValueError, match="unknown endpoint kind"):
         fe01.endpoint("ssh")
+
+
+@pytest.mark.parametrize(("written", "read"), [("auto", "auto"), ("true", True), ("false", False)])
+def test_hybrid_is_auto_true_or_false(tmp_path, written, read):
+    text = edit("  lync_pool_fqdn: pool01.contoso.com\n", f"  lync_pool_fqdn: pool01.contoso.com\n  hybrid: {written}\n")
+    assert load(tmp_path, text).global_.hybrid == read
+
+
+def test_hybrid_other_values_are_one_clear_problem(tmp_path):
+    text = edit("  lync_pool_fqdn: pool01.contoso.com\n", "  lync_pool_fqdn: pool01.contoso.com\n  hybrid: maybe\n")
+    found = problems(tmp_path, text)
+    assert len(found) == 1
+    assert_problem(found, "global.hybrid", line_of(text, "hybrid:"), "must be auto, true or false, got 'maybe'")
+
+
+def test_lync_endpoint_overrides(tmp_path):
+    text = edit(
+        "    credential: monitoring\n",
+        "    credential: monitoring\n"
+        "    endpoints:\n"
+        "      lync: {url: 'https://pool01.contoso.com:4443/OcsPowershell', spn_hostname: pool01.contoso.com}\n",
+    )
+    lync = load(tmp_path, text).target("fe01").endpoint("lync")
+    assert (lync.url, lync.configuration, lync.spn_hostname) == (
+        "https://pool01.contoso.com:4443/OcsPowershell", "Microsoft.PowerShell", "pool01.contoso.com")
 
 
 def test_endpoint_overrides_and_relative_ca_file(tmp_path):
@@ -363,7 +392,7 @@ def test_missing_file(tmp_path):
 
 def test_unreadable_file(tmp_path):
     # A directory cannot be read as a file, even by root (chmod 000 would not stop root).
-    with pytest.raises(ConfigError, match="cannot read configuration file: Is a directory"):
+    with pytest.raises(ConfigError, match="cannot read configuration file: not a regular file"):
         load_config(tmp_path, COLLECTORS, ENV)
 
 
