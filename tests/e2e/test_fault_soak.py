@@ -114,7 +114,9 @@ def test_a_pool_dropped_on_failure_leaves_no_connection_open(tmp_path, password_
             assert not job.run().up
             sim.clear_faults(FE01)
             assert _run_until_up(job), job.status.last_error
-            assert _connections_to(port) <= 1, f"after {fault}: connections of dropped pools still open"
+            # One connection per endpoint the job uses on fe01: the CMS over /OcsPowershell, the
+            # event log over WinRM; a dropped pool's connection must not linger beside them.
+            assert _connections_to(port) <= 2, f"after {fault}: connections of dropped pools still open"
     finally:
         gc.enable()
         job.close()

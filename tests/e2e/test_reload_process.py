@@ -161,7 +161,9 @@ def test_sighup_and_http_reload_a_running_process_keeping_unchanged_jobs_state(r
     write_config(tmp_path, document(sim, folder, [FE01, EX01], app_pool_interval="5s"))
     exporter.process.send_signal(signal.SIGHUP)
     exporter.wait("fe02's series gone", lambda: "fe02" not in exporter.targets())
-    assert "jobs updated: 0 jobs added, 1 removed, 1 changed, 2 unchanged" in exporter.log()
+    # Logged once the removed target's sessions are closed, just after its series went.
+    exporter.wait("the reload logged", lambda: "jobs updated: 0 jobs added, 1 removed, 1 changed, 2 unchanged"
+                  in exporter.log())
     assert exporter.value("lync_owa_collector_runs", collector="owa_app_pool", target="ex01") < app_pool_runs_before
     assert exporter.value("lync_owa_collector_runs", **events) >= runs_before  # counters go on
     assert exporter.value("lync_owa_owa_events", target="ex01", event="im_initialised") == 1

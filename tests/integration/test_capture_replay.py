@@ -71,6 +71,8 @@ READ_BY = {
     "E19/GetSettingOverride.xml": "im_certificate",
     "E15/ExchangeBackEnd-OWA_web.config": "im_certificate",  # ClientAccess\Owa\web.config on Exchange 2013
     "E15/GetOwaVirtualDirectory.xml": "owa_im_settings", "E16/GetOwaVirtualDirectory.xml": "owa_im_settings",
+    # Replayed through the server_maintenance collector in tests/integration/test_server_maintenance.py.
+    "E15/GetServerComponentState.xml": "server_maintenance", "E16/GetServerComponentState.xml": "server_maintenance",
 }
 NOT_READ = {
     # The proxy (front-end) OWA web.config: the IM keys live in the back end's (001, Exchange 2013).
@@ -82,8 +84,6 @@ NOT_READ = {
     "E16/GetWinEventApplication.xml": "the Application log's configuration (-ListLog), not its events",
     "E15/GetExchangeServer.xml": "the build comes from the Setup registry key the IM settings check reads",
     "E16/GetExchangeServer.xml": "the build comes from the Setup registry key the IM settings check reads",
-    "E15/GetServerComponentState.xml": "maintenance awareness is not built yet",
-    "E16/GetServerComponentState.xml": "maintenance awareness is not built yet",
 }
 
 
