@@ -63,7 +63,8 @@ WIRE_CERTIFICATES = {
                                                  utc(2031, 7, 27, 5, 24, 40)),
 }
 
-# What each capture feeds; the ones no collector reads yet, and why.
+# What each capture feeds; the ones no collector reads, and why (tests/simulator/test_replay.py replays
+# those through the real client too, with their values: Get-ExchangeServer, Get-WinEvent -ListLog).
 READ_BY = {
     "E15/GetExchangeCertificate.xml": "im_certificate", "E16/GetExchangeCertificate.xml": "im_certificate",
     "wire/GetExchangeCertificateBroken.xml": "im_certificate",
