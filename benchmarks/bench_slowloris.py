@@ -133,15 +133,17 @@ class Slowloris:
     """Keeps ``count`` connections sending a request head a line at a time, reopening closed ones.
     Runs in its own process (``--attack``), so it never competes with the scraper for a lock."""
 
-    def __init__(self, port: int, count: int, trickle: float, tls: bool) -> None:
+    def __init__(self, port: int, count: int, trickle: float, tls: bool, source: str | None = None) -> None:
         self.port, self.count, self.trickle, self.tls = port, count, trickle, tls
+        # Its own address: then its thousands of local ports never take one a listener on 127.0.0.1 wants.
+        self.source = (source, 0) if source else None
         self.stop = threading.Event()
         self.opened = self.reopened = 0
         self._selector = selectors.DefaultSelector()
 
     def _open(self) -> None:
         try:
-            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=5, source_address=self.source)
             # Over TLS the attacker stalls in the handshake: a partial ClientHello, the cheapest attack there.
             sock.sendall(b"\x16\x03\x01\x00" if self.tls else PARTIAL_HEAD)
             sock.setblocking(False)
@@ -212,8 +214,8 @@ class Scrapers:
         self.stop.wait()
 
 
-def attack(port: int, count: int, trickle: float, tls: bool, scrapers: bool) -> None:
-    attacker = Scrapers(port, count) if scrapers else Slowloris(port, count, trickle, tls)
+def attack(port: int, count: int, trickle: float, tls: bool, scrapers: bool, source: str | None = None) -> None:
+    attacker = Scrapers(port, count) if scrapers else Slowloris(port, count, trickle, tls, source)
     threading.Thread(target=lambda: (sys.stdin.read(), attacker.stop.set()), daemon=True).start()
     attacker.run()
     print(attacker.opened, attacker.reopened, flush=True)
@@ -279,11 +281,12 @@ def main() -> None:
     parser.add_argument("--attack", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tls-folder", help=argparse.SUPPRESS)
+    parser.add_argument("--attacker-address", help="the slowloris's source address (default: the system's choice)")
     args = parser.parse_args()
     if args.serve:
         return serve(args.series, args.tls_folder)
     if args.attack:
-        return attack(args.port, args.connections, args.trickle, args.tls, args.scrapers)
+        return attack(args.port, args.connections, args.trickle, args.tls, args.scrapers, args.attacker_address)
 
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, __file__, "--serve", "--series", str(args.series)]

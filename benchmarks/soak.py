@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/soak.py [--hosts 50] [--duration 600] [--flap-seconds 5] [--seed 1]
 
-The simulator runs in a child process, so every figure is the exporter's process alone. The
+The simulator runs in a child process, so every figure is the exporter's alone: its polling process
+(the table), and its serving process's threads and descriptors (one line of the summary). The
 exporter is the real one (``exporter.app.Exporter``, its configuration written as YAML and loaded
 by ``exporter.config.load_config``) with every registered collector in its default (remote) mode,
 short intervals and deadlines. Three phases:
@@ -31,6 +32,8 @@ Verdict (printed with the figures; exit status 1 when a criterion fails):
   of the first minute's, and the last minute's medians of threads and of sockets are not above the
   first minute's by more than max(5, 10%); after recovery, threads and sockets are not above the
   healthy baseline by more than the same margin.
+With ``--slowloris N``, bench_slowloris.py's attacker holds N connections to the endpoint while
+faults flap (from 127.0.0.3, and the scraper from 127.0.0.2, as a Prometheus on another host).
 ``tests/e2e/test_fault_soak.py`` runs the same engine, shorter and smaller.
 """
 
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import http.client
 import json
 import logging
 import math
@@ -51,7 +55,7 @@ import tempfile
 import threading
 import time
 import types
-import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
@@ -100,6 +104,12 @@ class SoakOptions:
     recovery_timeout: float = 180.0
     seed: int = 1
     faults: tuple[str, ...] = FAULT_KINDS
+    # A slowloris (benchmarks/bench_slowloris.py's attacker) holding this many connections to the
+    # endpoint while faults flap; the scraper then connects from another address, as Prometheus would.
+    slowloris: int = 0
+    slowloris_trickle: float = 5.0
+    scraper_address: str = "127.0.0.2"
+    attacker_address: str = "127.0.0.3"  # not 127.0.0.1: its local ports would collide with the simulator's listeners
 
     def stall_bound(self, jobs: int) -> float:
         """How long a live job's runs_total may stand still: four intervals, or the wait in a full
@@ -291,9 +301,11 @@ class ScrapeStats:
 class Scraper(threading.Thread):
     """GETs /metrics in a loop, a fresh connection each time as Prometheus may; keeps the latest body."""
 
-    def __init__(self, url: str, every: float, timeout: float) -> None:
+    def __init__(self, url: str, every: float, timeout: float, source: str | None = None) -> None:
         super().__init__(name="soak-scraper", daemon=True)
         self.url = url + "/metrics"
+        self.address = urllib.parse.urlsplit(url)
+        self.source = source  # the client's own address; None: the system's choice
         self.every = every
         self.timeout = timeout
         self.stats = ScrapeStats()
@@ -307,12 +319,18 @@ class Scraper(threading.Thread):
             failure = None
             body = ""
             try:
-                with urllib.request.urlopen(self.url, timeout=self.timeout) as response:
+                conn = http.client.HTTPConnection(self.address.hostname, self.address.port, timeout=self.timeout,
+                                                  source_address=(self.source, 0) if self.source else None)
+                try:
+                    conn.request("GET", "/metrics")
+                    response = conn.getresponse()
                     body = response.read().decode()
-                if "lync_owa_collector_runs_total" not in body:
+                finally:
+                    conn.close()
+                if response.status != 200:
+                    failure = f"HTTP {response.status}"
+                elif "lync_owa_collector_runs_total" not in body:
                     failure = "no job health series"
-            except urllib.error.HTTPError as exc:
-                failure = f"HTTP {exc.code}"
             except Exception as exc:  # noqa: BLE001 - any failure to scrape is what we count
                 failure = type(exc).__name__
             elapsed = time.monotonic() - started
@@ -444,6 +462,8 @@ class Sample:
     jobs: int
     hosts_faulted: int
     pools_opened: int
+    serving_threads: float = 0.0  # the serving process's (exporter.serving_child): inbound connections live there
+    serving_fds: float = 0.0
 
 
 @dataclass
@@ -471,6 +491,8 @@ class SoakReport:
     logs: LogTally
     server_shells_created: int
     server_shells_open: int
+    slowloris_opened: str = ""  # the attacker's own count: connections opened (of them reopened)
+    serving_restarts: int = 0
 
     @property
     def stall_bound(self) -> float:
@@ -589,6 +611,16 @@ class SoakReport:
             f"server side: {self.server_shells_created} shells created, "
             f"{self.server_shells_open} still open at the end",
         ]
+        healthy = [s for s in self.samples if s.phase != "flapping" and s.serving_fds]
+        attacked = [s for s in flapping if s.serving_fds]
+        if healthy and attacked:
+            lines.append(
+                f"serving process: threads {min(s.serving_threads for s in healthy):g}..{max(s.serving_threads for s in healthy):g} "
+                f"healthy, {min(s.serving_threads for s in attacked):g}..{max(s.serving_threads for s in attacked):g} "
+                f"while flapping; fds {min(s.serving_fds for s in healthy):g}..{max(s.serving_fds for s in healthy):g} "
+                f"-> {min(s.serving_fds for s in attacked):g}..{max(s.serving_fds for s in attacked):g}; "
+                f"restarts {self.serving_restarts}"
+                + (f"; slowloris of {o.slowloris}: {self.slowloris_opened}" if o.slowloris else ""))
         if self.has_trend():
             for metric, scale, unit in (("rss", 2**20, " MB"), ("threads", 1, ""), ("sockets", 1, ""), ("fds", 1, "")):
                 t = self.trend(metric)
@@ -659,7 +691,10 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
         config = load_config(path, registry.by_name(), environ={PASSWORD_ENV: PASSWORD})
         exporter = Exporter(config, "127.0.0.1:0")
         jobs = sorted(r.job_id for r in exporter.runners)
-        scraper = Scraper(exporter.url, options.scrape_every, options.scrape_timeout)
+        scraper = Scraper(exporter.url, options.scrape_every, options.scrape_timeout,
+                          source=options.scraper_address if options.slowloris else None)
+        attacker: subprocess.Popen | None = None
+        slowloris_opened = ""
         schedule = FaultSchedule(list(sim.hosts), options.faults, options.seed)
         samples: list[Sample] = []
         job_progress = JobProgress(jobs)
@@ -672,9 +707,14 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
             up, total = count_up(body)
             own = process_figures()
             sim_cpu = process_figures(sim.pid)["cpu"] if sim.pid else 0.0
+            try:
+                serving = process_figures(exporter.server.pid)
+            except OSError:  # restarting at this moment
+                serving = {"threads": 0.0, "fds": 0.0}
             taken = Sample(phase, time.monotonic() - flap_start if flap_start else 0.0, own["rss"], own["threads"],
                            own["fds"], own["sockets"], own["cpu"], sim_cpu, ok, failed, up, total, schedule.faulted(),
-                           sum(s.pools_opened for s in exporter.sessions.sessions()))
+                           sum(s.pools_opened for s in exporter.sessions.sessions()),
+                           serving["threads"], serving["fds"])
             samples.append(taken)
             if phase == "flapping":
                 job_progress.observe(taken.elapsed, parse_runs(body))
@@ -707,7 +747,10 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
             say(f"healthy baseline: threads={baseline['threads']:g} sockets={baseline['sockets']:g} "
                 f"rss={baseline['rss'] / 2**20:.1f}MB ({len(never_up)} jobs never up)")
 
-            # 2. flapping
+            # 2. flapping, with the slowloris if asked for
+            if options.slowloris:
+                attacker = start_slowloris(exporter.server.server_address[1], options)
+                say(f"slowloris: {options.slowloris} connections, a header line every {options.slowloris_trickle:g} s")
             flap_start = time.monotonic()
             next_flap = next_sample = last_report = flap_start
             while (now := time.monotonic()) < flap_start + options.duration:
@@ -727,7 +770,9 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
                             f"faulted={taken.hosts_faulted} scrapes={taken.scrapes_ok}/{taken.scrapes_failed}")
                 time.sleep(max(min(next_flap, next_sample) - time.monotonic(), 0.01))
 
-            # 3. recovery: clear everything; every job must succeed again.
+            # 3. recovery: clear everything (the slowloris too); every job must succeed again.
+            if attacker is not None:
+                slowloris_opened, attacker = stop_slowloris(attacker), None
             sim.clear_faults()
             schedule.heal_all()
             cleared = time.monotonic()
@@ -740,7 +785,10 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
             say(f"recovered in {recovery_seconds:.1f}s; threads={final['threads']:g} sockets={final['sockets']:g}")
             server = sim.stats()
         finally:
+            if attacker is not None:
+                stop_slowloris(attacker)
             scraper.stop()
+            serving_restarts = exporter.server.restarts
             exporter.stop()
 
     gaps, runs_made = job_progress.result()
@@ -750,7 +798,25 @@ def run_soak(options: SoakOptions, progress: Callable[[str], None] | None = None
         runs_during_flapping=runs_made, state_changes=state_changes, faults_set=faults_set, logs=logs,
         server_shells_created=sum(h["shells_created"] for h in server.values()),
         server_shells_open=sum(h["shells_open"] for h in server.values()),
+        slowloris_opened=slowloris_opened, serving_restarts=serving_restarts,
     )
+
+
+def start_slowloris(port: int, options: SoakOptions) -> subprocess.Popen:
+    """benchmarks/bench_slowloris.py's attacker in a process of its own (its CPU is not the exporter's)."""
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve().parent / "bench_slowloris.py"), "--attack", "--port", str(port),
+         "--connections", str(options.slowloris), "--trickle", str(options.slowloris_trickle),
+         "--attacker-address", options.attacker_address],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def stop_slowloris(attacker: subprocess.Popen) -> str:
+    assert attacker.stdin is not None and attacker.stdout is not None
+    attacker.stdin.close()
+    words = attacker.stdout.read().split()
+    attacker.wait(30)
+    return f"{words[0]} connections opened ({words[1]} of them reopened)" if len(words) == 2 else "no count"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -769,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="trend window and flapping warm-up, seconds")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--faults", default=",".join(FAULT_KINDS), help="fault kinds to draw from, comma-separated")
+    parser.add_argument("--slowloris", type=int, default=0, metavar="CONNECTIONS",
+                        help="also hold this many slowloris connections to the endpoint while faults flap")
     parser.add_argument("--serve-simulator", type=int, metavar="HOSTS", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_simulator:
@@ -777,7 +845,8 @@ def main(argv: list[str] | None = None) -> int:
     options = SoakOptions(hosts=args.hosts, duration=args.duration, flap_seconds=args.flap_seconds,
                           interval=args.interval, timeout=args.timeout, workers=args.workers,
                           sample_every=args.sample_every, scrape_every=args.scrape_every, window=args.window,
-                          seed=args.seed, faults=tuple(k.strip() for k in args.faults.split(",") if k.strip()))
+                          seed=args.seed, faults=tuple(k.strip() for k in args.faults.split(",") if k.strip()),
+                          slowloris=args.slowloris)
     report = run_soak(options, progress=lambda line: print(line, flush=True))
     print(report.table())
     print(report.summary())

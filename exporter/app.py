@@ -1,5 +1,6 @@
-"""Wires configuration, collectors, scheduler, snapshot store and HTTP server into one exporter, and
-applies a reloaded configuration to it (``apply``: only the jobs that differ are touched)."""
+"""Wires configuration, collectors, scheduler, snapshot store and the serving process (the HTTP
+endpoint, exporter.serving) into one exporter, and applies a reloaded configuration to it (``apply``:
+only the jobs that differ are touched)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from typing import Any, Mapping
 from collectors import registry
 from collectors.contract import Collector, FactsBoard
 from exporter.config import Config
-from exporter.http import ExporterHTTPServer, parse_listen_address
+from exporter.fact_reader import fact_reader_runner
+from exporter.http import parse_listen_address
 from exporter.job_plan import PlanChange, compare, planned_jobs
 from exporter.metrics import ExpositionCache
 from exporter.reload import Reloader, ReloadStatus
 from exporter.removal import ReleasableSessionPool
 from exporter.scheduler import CollectionScheduler, JobRunner
+from exporter.serving import ForwardedWebConfig, ServingProcess
+from exporter.sharding import UNSHARDED, FactReaderSpec, Shard, describe
 from exporter.state import SnapshotStore
-from exporter.status_page import VerdictWatcher
+from exporter.status_page import VerdictWatcher, render
 from exporter.web_config import WebConfig
-from exporter.web_config_reload import LiveWebConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,7 @@ class Exporter:
         collector_switches: Mapping[str, bool] | None = None,
         telemetry_path: str = "/metrics",
         enable_lifecycle: bool = False,
+        shard: Shard = UNSHARDED,
     ) -> None:
         # One instance of each collector per exporter; tests may pass their own (a fake DNS resolver).
         self.collectors = dict(collectors or {name: cls() for name, cls in registry.by_name().items()})
@@ -46,18 +50,24 @@ class Exporter:
         self.store = SnapshotStore(config.global_.staleness_intervals)
         self.sessions = ReleasableSessionPool()
         self.facts = FactsBoard()  # what one job reads for others, shared by this exporter's jobs only
-        runners = [self._runner(spec) for spec in planned_jobs(config, self.collectors, self.collector_switches)]
+        self.shard = shard  # the share of the targets this exporter polls; reloads keep it
+        jobs = planned_jobs(config, self.collectors, self.collector_switches, shard)
+        if shard.total > 1:
+            log.info("sharded", extra={"shard": describe(jobs, shard)})
+        runners = [self._runner(spec) for spec in jobs]
         self.scheduler = CollectionScheduler(runners, config.global_.max_concurrent_jobs)
         self.reload_status = ReloadStatus()
         known_metrics = [spec for c in self.collectors.values() for spec in c.metrics]
-        self.cache = ExpositionCache(self.store, known_metrics, live_collectors=[
+        self.cache = ExpositionCache(self.store, known_metrics, build_labels=shard.labels(), live_collectors=[
             self.reload_status, self.scheduler.guards, self.scheduler.series_cap])  # backoff, series cut per target
-        self.server = ExporterHTTPServer(
-            parse_listen_address(listen_address), self.cache, self.store, healthy=lambda: self.scheduler.running,
-            web_config=web_config, telemetry_path=telemetry_path,
+        # The endpoint is served by a process of its own, fed with what this one renders (exporter.serving).
+        self.server = ServingProcess(
+            parse_listen_address(listen_address), self.cache, healthy=lambda: self.scheduler.running,
+            status_page=lambda: render(self.store, telemetry_path).encode(),
+            generation=lambda: self.store.generation, web_config=web_config, telemetry_path=telemetry_path,
             reload=(lambda: self.reloader.reload()) if enable_lifecycle else None,
         )
-        self.web = LiveWebConfig(web_config, self.server) if web_config is not None else None
+        self.web = ForwardedWebConfig(web_config, self.server) if web_config is not None else None
         self.reloader = Reloader(self)  # SIGHUP, and POST /-/reload with the lifecycle API on
         # Judges after every run, so the status page's "broken since" is when a run first showed it.
         self.verdict_watcher = VerdictWatcher(self.store)
@@ -77,17 +87,25 @@ class Exporter:
         return f"{self.server.scheme}://{shown}:{port}"
 
     def _runner(self, spec) -> JobRunner:
+        if isinstance(spec, FactReaderSpec):
+            return fact_reader_runner(self.collectors[spec.collector], spec, self.sessions, self.config.global_,
+                                      self.facts)
         return JobRunner(self.collectors[spec.collector], spec, self.store, self.sessions, self.config.global_,
                          self.facts)
 
     def start(self) -> None:
         self.cache.start()
         self.verdict_watcher.start()
-        self.server.serve_in_thread()
+        self.server.launch()  # the serving process starts its interpreter while the first runs start
         self.scheduler.start()
+        try:
+            self.server.wait_ready()
+        except Exception:
+            self.stop()
+            raise
         protection = self.web_config.summary() if self.web_config else "TLS off, basic auth off"
         log.info("listening", extra={"address": self.url, "jobs": len(self.runners), "web": protection,
-                                     "telemetry_path": self.server.telemetry_path})
+                                     "telemetry_path": self.server.telemetry_path, "serving_pid": self.server.pid})
 
     def apply(self, config: Config) -> PlanChange:
         """Run ``config`` from now on, touching only what differs: removed jobs stop and their series
@@ -95,7 +113,7 @@ class Exporter:
         jobs keep their runner (collector state such as event log cursors, counters, sessions)."""
         running = {runner.job_id: runner for runner in self.runners}
         change = compare({job_id: r.spec for job_id, r in running.items()},
-                         planned_jobs(config, self.collectors, self.collector_switches))
+                         planned_jobs(config, self.collectors, self.collector_switches, self.shard))
         self._apply_global(config)
         self.config = config
         for job_id in change.removed:
@@ -127,7 +145,9 @@ class Exporter:
                         extra={"settings": ",".join(later)})
 
     def stop(self) -> None:
-        """Stop scheduling, close remote sessions (bounded), then stop serving."""
+        """Stop serving and scheduling, close remote sessions (bounded), then wait for the serving process
+        (it closes its connections meanwhile)."""
+        self.server.begin_stop()
         self.scheduler.shutdown()
         for runner in list(self.runners):
             runner.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from typing import Sequence
 
@@ -12,6 +13,8 @@ from exporter.flags import (
     TopLevelParser,
     VersionAction,
     add_collector_switches,
+    add_shard_flags,
+    shard_from_args,
     telemetry_path_problem,
 )
 from exporter.shutdown import install_signal_handlers, wait_for_signal
@@ -70,12 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_web_config(run)
     _add_common(run)
     add_collector_switches(run, collectors)
+    add_shard_flags(run)
 
     check = sub.add_parser("check", help="validate a configuration file: exit 0, or 2 listing every error")
     check.add_argument("--config.file", dest="config_file", default=DEFAULT_CONFIG)
     _add_web_config(check)
     _add_common(check)
     add_collector_switches(check, collectors)
+    add_shard_flags(check)
 
     demo = sub.add_parser("demo", help="run the exporter against the built-in simulated estate")
     demo.add_argument("--scenario", default="healthy", help=SCENARIO_HELP)
@@ -132,6 +137,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     problem = telemetry_path_problem(getattr(args, "telemetry_path", "/metrics"))
     if problem:
         parser.error(problem)
+    if args.command in ("run", "check"):
+        args.shard_spec, problem = shard_from_args(args, socket.gethostname)
+        if problem:
+            parser.error(problem)  # exit 2, as for every other unusable flag
     return args
 
 
@@ -166,13 +175,17 @@ def load_web_config_or_report(path: str | None):
 def cmd_check(args: argparse.Namespace) -> int:
     from collectors import registry
     from exporter.job_plan import planned_jobs
+    from exporter.sharding import describe
 
     config = load_or_report(args.config_file)
     web_ok, web_config = load_web_config_or_report(args.web_config_file)
     if config is None or not web_ok:
         return EXIT_BAD_CONFIG
-    jobs = planned_jobs(config, registry.by_name(), args.collector_switches)
-    print(f"{args.config_file}: OK, {len(config.targets)} targets, {len(jobs)} jobs")
+    jobs = planned_jobs(config, registry.by_name(), args.collector_switches, args.shard_spec)
+    if args.shard_spec.total > 1:
+        print(f"{args.config_file}: OK, {len(config.targets)} targets; {describe(jobs, args.shard_spec)}")
+    else:
+        print(f"{args.config_file}: OK, {len(config.targets)} targets, {len(jobs)} jobs")
     if web_config is not None:
         print(f"{args.web_config_file}: OK, {web_config.summary()}")
     return EXIT_OK
@@ -188,11 +201,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         exporter = Exporter(config, args.listen_address, web_config=web_config,
                             collector_switches=args.collector_switches, telemetry_path=args.telemetry_path,
-                            enable_lifecycle=args.enable_lifecycle)
+                            enable_lifecycle=args.enable_lifecycle, shard=args.shard_spec)
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return EXIT_FAILURE
-    exporter.start()
+    from exporter.serving import ServingError
+
+    try:
+        exporter.start()
+    except ServingError as exc:  # start stopped what it had started
+        log.error("cannot start: %s", exc)
+        return EXIT_FAILURE
     try:
         wait_for_signal(on_reload=exporter.reloader.reload)
     finally:

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Callable
+import socket
+from typing import TYPE_CHECKING, Callable, Protocol
 
-from exporter import status_page
 from exporter.accept_encoding import accepts_gzip
+from exporter.basic_auth import BasicAuth
 from exporter.http_gate import ConnectionLimits, GatedHTTPServer, GatedRequestHandler
-from exporter.metrics import CONTENT_TYPE, ExpositionCache
-from exporter.state import SnapshotStore
-from exporter.web_config import BasicAuth, WebConfig
+
+if TYPE_CHECKING:  # not imported to serve: the serving process stays small when no web config is given
+    from exporter.state import SnapshotStore
+    from exporter.web_config import WebConfig
+
+# The Prometheus text format's type, as prometheus_client's CONTENT_TYPE_LATEST (exporter.metrics).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +37,35 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+class Exposition(Protocol):
+    """What ``/metrics`` serves: exporter.metrics.ExpositionCache in one process, or the snapshot a
+    serving process was sent (exporter.serving_child)."""
+
+    def render_chunks(self, accept_gzip: bool = False) -> list[bytes]: ...
+
+
 class ExporterHTTPServer(GatedHTTPServer):
     """Connections, timeouts and limits are the gate's (http_gate); routing and answers are here."""
 
     def __init__(
         self,
         address: tuple[str, int],
-        cache: ExpositionCache,
-        store: SnapshotStore,
+        cache: Exposition,
+        store: SnapshotStore | None,
         healthy: Callable[[], bool],
         web_config: WebConfig | None = None,
         handshake_timeout: float | None = None,
         limits: ConnectionLimits | None = None,
         telemetry_path: str = "/metrics",
         reload: Callable[[], tuple[bool, str]] | None = None,
+        *,
+        status_page: Callable[[], bytes] | None = None,
+        listen_socket: socket.socket | None = None,
     ) -> None:
         self.cache = cache
         self.store = store
+        # The page at ``/``: rendered here from the store, or handed over ready (a serving process).
+        self.status_page = status_page or self._render_status_page
         self.healthy = healthy
         self.telemetry_path = telemetry_path
         self.reload = reload  # None: the lifecycle API is off, as in Prometheus by default
@@ -59,7 +76,15 @@ class ExporterHTTPServer(GatedHTTPServer):
         limits = limits or ConnectionLimits()
         if handshake_timeout is not None:
             limits = dataclasses.replace(limits, handshake_timeout=handshake_timeout)
-        super().__init__(address, _Handler, web_config.ssl_context if web_config else None, limits)
+        super().__init__(address, _Handler, web_config.ssl_context if web_config else None, limits,
+                         listen_socket=listen_socket)
+
+    def _render_status_page(self) -> bytes:
+        # Imported here: the verdict's modules are needed only where a store is rendered.
+        from exporter import status_page
+
+        assert self.store is not None, "a server without a store is given its status page"
+        return status_page.render(self.store, self.telemetry_path).encode()
 
     @property
     def scheme(self) -> str:
@@ -90,8 +115,7 @@ class _Handler(GatedRequestHandler):
             ok = self.server.healthy()
             self._send(200 if ok else 503, b"ok\n" if ok else b"scheduler not running\n", "text/plain; charset=utf-8")
         elif path == "/":
-            self._send(200, status_page.render(self.server.store, self.server.telemetry_path).encode(),
-                       "text/html; charset=utf-8")
+            self._send(200, self.server.status_page(), "text/html; charset=utf-8")
         else:
             self._send(404, b"not found\n", "text/plain; charset=utf-8")
 

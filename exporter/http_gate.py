@@ -29,7 +29,7 @@ from exporter.fair_queue import RoundRobinQueue
 from exporter.fd_budget import inbound_connection_cap, raise_open_file_limit
 from exporter.http_request import GatedRequestHandler, body_length, plain_answer
 
-__all__ = ["ConnectionLimits", "GatedHTTPServer", "GatedRequestHandler"]
+__all__ = ["ConnectionLimits", "GatedHTTPServer", "GatedRequestHandler", "listening_socket"]
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,15 @@ class GatedHTTPServer:
     """Serves ``handler_class`` (a GatedRequestHandler) on ``address``, over TLS with ``ssl_context``."""
 
     def __init__(self, address: tuple[str, int], handler_class: type[GatedRequestHandler],
-                 ssl_context: ssl.SSLContext | None = None, limits: ConnectionLimits | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, limits: ConnectionLimits | None = None,
+                 listen_socket: socket.socket | None = None) -> None:
         self.handler_class = handler_class
         self.ssl_context = ssl_context
         self.limits = limits or ConnectionLimits()
         raise_open_file_limit()  # first, so the inbound share is taken of the raised limit
         self.max_connections = inbound_connection_cap(self.limits.max_connections)
-        family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        self.socket = socket.create_server(address, family=family, backlog=self.limits.backlog)
+        # A socket bound elsewhere (exporter.serving: the polling process binds, a serving process answers).
+        self.socket = listen_socket or listening_socket(address, self.limits.backlog)
         self.socket.setblocking(False)
         self.server_address = self.socket.getsockname()
         self.dropped_at_limit = 0  # connections closed to make room, for benchmarks and tests
@@ -402,6 +403,11 @@ class GatedHTTPServer:
         except Exception as exc:  # noqa: BLE001 - a bug must cost one answer, never the worker
             log.error("request failed", extra={"client": conn.client[0], "reason": f"{type(exc).__name__}: {exc}"})
         return False
+
+
+def listening_socket(address: tuple[str, int], backlog: int = ConnectionLimits.backlog) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    return socket.create_server(address, family=family, backlog=backlog)
 
 
 def _shutdown_quietly(sock: Any) -> None:

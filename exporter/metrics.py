@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Callable, Iterable, Mapping, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -39,7 +39,8 @@ LEADING_FAMILIES = (
 
 
 def job_health_families(job: JobStatus) -> list[Metric]:
-    """The health series every job has, from before its first run and for ever after."""
+    """The health series every job has, from before its first run and for ever after (the time of the
+    last success from the first success on)."""
     labels = [job.collector, job.target]
     up = GaugeMetricFamily(
         "lync_owa_collector_up", "1 when the last run of this collector against this target succeeded.", labels=JOB_LABELS
@@ -51,10 +52,11 @@ def job_health_families(job: JobStatus) -> list[Metric]:
     duration.add_metric(labels, job.duration_seconds)
     last_success = GaugeMetricFamily(
         "lync_owa_collector_last_success_timestamp_seconds",
-        "When this collector last succeeded against this target (0 until it has).",
+        "When this collector last succeeded against this target (absent until it has).",
         labels=JOB_LABELS,
     )
-    last_success.add_metric(labels, job.last_success_timestamp)
+    if job.last_success_timestamp:  # a time of something that never happened is absent, not 0
+        last_success.add_metric(labels, job.last_success_timestamp)
     runs = CounterMetricFamily("lync_owa_collector_runs", "Runs of this collector against this target.", labels=JOB_LABELS)
     runs.add_metric(labels, job.runs)
     errors = CounterMetricFamily(
@@ -117,11 +119,11 @@ def _family(spec: MetricSpec, target: str, samples: list[Sample]) -> Metric:
     return family
 
 
-def _build_info() -> Metric:
-    labels = BUILD.labels()
+def _build_info(extra_labels: Mapping[str, str] | None = None) -> Metric:
+    labels = {**BUILD.labels(), **(extra_labels or {})}  # extra: the exporter's shard (exporter.sharding)
     info = GaugeMetricFamily(
         "lync_owa_build_info",
-        "Version, git revision and build date of lync-owa-exporter, and the Python running it; always 1.",
+        "Version, git revision and build date of lync-owa-exporter, the Python running it, and its shard; always 1.",
         labels=list(labels),
     )
     info.add_metric(list(labels.values()), 1.0)
@@ -165,12 +167,12 @@ class ExpositionCache:
     DEBOUNCE_SECONDS = 0.05
 
     def __init__(self, store: SnapshotStore, known_metrics: Iterable[MetricSpec], process_metrics: bool = True,
-                 live_collectors: Iterable[LiveCollector] = ()) -> None:
+                 live_collectors: Iterable[LiveCollector] = (), build_labels: Mapping[str, str] | None = None) -> None:
         self.store = store
         self._known = {spec.name: spec for spec in known_metrics}
         # Headers of every declared family, so HELP/TYPE show before the first sample exists.
         empty = [_family(spec, "", []) for spec in self._known.values()]
-        self._static = render_sections([_build_info()] + empty)
+        self._static = render_sections([_build_info(build_labels)] + empty)
         # Per job: the JobStatus rendered, whether its data was fresh, and its sections.
         self._job_sections: dict[tuple[str, str], tuple[JobStatus, bool, dict[str, tuple[bytes, bytes]]]] = {}
         self._process_registry: CollectorRegistry | None = None
@@ -181,11 +183,16 @@ class ExpositionCache:
                 ProcessCollector(registry=self._process_registry)
             for collector in live:
                 self._process_registry.register(collector)  # type: ignore[arg-type]
+        # The live families alone, for a serving process that reads this process's figures itself.
+        self._live_registry = CollectorRegistry(auto_describe=False)
+        for collector in live:
+            self._live_registry.register(collector)  # type: ignore[arg-type]
         self._build_lock = threading.Lock()
         self._built: _Built | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.rebuilds = 0
+        self.on_rebuild: list[Callable[[], None]] = []  # told after every rebuild (exporter.serving)
 
     # --- renderer -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -228,7 +235,9 @@ class ExpositionCache:
             built = _Built(generation, self.store.next_staleness_change(now), body, gzip.compress(body, compresslevel=1))
             self._built = built
             self.rebuilds += 1
-            return built
+        for listener in self.on_rebuild:
+            listener()
+        return built
 
     def _sections_of(self, job: JobStatus, now: float) -> dict[str, tuple[bytes, bytes]]:
         """A job's rendered sections, re-rendered only when its snapshot or freshness changed."""
@@ -276,3 +285,12 @@ class ExpositionCache:
 
     def render(self, accept_gzip: bool = False) -> bytes:
         return b"".join(self.render_chunks(accept_gzip))
+
+    def latest(self) -> _Built:
+        """The latest build (``body``, ``gzip_body``): what a serving process is sent. A new object
+        after every rebuild, so holding the last one sent tells whether anything changed."""
+        return self._built or self._rebuild()
+
+    def render_live(self) -> bytes:
+        """The live families alone (reloads, backoff, series cut), as rendered at a scrape."""
+        return generate_latest(self._live_registry)
