@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import (
     Annotated,
@@ -424,6 +424,26 @@ class Collector(Generic[SettingsT, StateT]):
     # Per cmdlet, the parameters it is called with and their allowed values (helpers.cmdlet_policy):
     # the source of the JEA role capability's parameter restrictions. A cmdlet left out is unrestricted.
     cmdlet_parameters: ClassVar[Mapping[str, ParameterPolicy]] = {}
+    # Facts crossing targets, by the role of the target a job runs on: what its jobs post on the
+    # board and what they read from it. A sharded exporter plans with these (exporter.sharding).
+    posts_facts: ClassVar[Mapping[str, tuple[Fact[Any], ...]]] = {}
+    reads_facts: ClassVar[Mapping[str, tuple[Fact[Any], ...]]] = {}
+
+    @classmethod
+    def facts_posted(cls, roles: Iterable[str]) -> frozenset[str]:
+        """Names of the facts a job of this collector posts on a target with ``roles``."""
+        return frozenset(fact.name for role in roles for fact in cls.posts_facts.get(role, ()))
+
+    @classmethod
+    def facts_read(cls, roles: Iterable[str], settings: Any) -> frozenset[str]:
+        """Names of the facts a job with these settings reads on a target with ``roles``."""
+        return frozenset(fact.name for role in roles for fact in cls.reads_facts.get(role, ()))
+
+    def post_facts(self, ctx: CollectContext[SettingsT, StateT]) -> None:
+        """Only post this job's facts, judging and exporting nothing: a shard reads a fact its own
+        jobs need from a target another shard polls. By default, a whole run whose samples are
+        dropped; a collector whose facts take fewer calls than its run overrides this."""
+        self.collect(ctx)
 
     @classmethod
     def declared_cmdlets(cls) -> frozenset[tuple[str, str]]:

@@ -1,11 +1,12 @@
 """Command-line pieces that follow the Prometheus exporters' habits: node_exporter's
-``--collector.<name>`` / ``--no-collector.<name>`` switches, ``--web.telemetry-path``, and a top-level
+``--collector.<name>`` / ``--no-collector.<name>`` switches, ``--web.telemetry-path``, kube-state-metrics'
+``--shard`` / ``--total-shards``, and a top-level
 ``--help`` that shows the flags of the command that runs by default."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 # Paths the exporter answers itself; the metrics cannot be served on one of them.
 RESERVED_PATHS = ("/", "/healthz", "/-/reload")
@@ -68,3 +69,35 @@ class TopLevelParser(argparse.ArgumentParser):
             return text
         return f"{text}\nflags of the default command ({self.default_command.prog}):\n\n" \
                f"{self.default_command.format_help()}"
+
+
+def add_shard_flags(parser: argparse.ArgumentParser) -> None:
+    """kube-state-metrics' sharding flags (exporter.sharding)."""
+    group = parser.add_argument_group(
+        "sharding", "several exporters share one estate: each polls the targets whose name hashes to its shard")
+    group.add_argument("--shard", type=int, default=None, metavar="N",
+                       help="this exporter's shard, from 0 to --total-shards - 1 (default 0)")
+    group.add_argument("--total-shards", dest="total_shards", type=int, default=1, metavar="M",
+                       help="how many exporters share the estate (default 1: this one polls every target)")
+    group.add_argument("--shard-from-hostname", dest="shard_from_hostname", action="store_true",
+                       help="take the shard from the host name's -<ordinal> suffix, as a Kubernetes "
+                            "StatefulSet names its pods (lync-owa-exporter-2 is shard 2)")
+
+
+def shard_from_args(args: argparse.Namespace, hostname: Callable[[], str]) -> tuple[Any, str | None]:
+    """(the Shard the flags name, None), or (None, why the flags cannot be used)."""
+    from exporter.sharding import Shard, ordinal_from_hostname, shard_problem
+
+    index = args.shard
+    if args.shard_from_hostname:
+        if index is not None:
+            return None, "--shard and --shard-from-hostname: give one of them"
+        try:
+            index = ordinal_from_hostname(hostname())
+        except ValueError as exc:
+            return None, f"--shard-from-hostname: {exc}"
+    index = 0 if index is None else index
+    problem = shard_problem(index, args.total_shards)
+    if problem:
+        return None, problem
+    return Shard(index, args.total_shards), None

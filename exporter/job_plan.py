@@ -3,6 +3,8 @@ what differs between the running jobs and a reloaded configuration's.
 
 ``--collector.<name>`` / ``--no-collector.<name>`` (node_exporter's switches) override the file's
 ``enabled`` for that collector everywhere, in ``collectors:`` and in every target's own section.
+With ``--shard N --total-shards M`` only the shard's share of the targets is planned, plus the fact
+readers its jobs need (exporter.sharding); a reload plans the same way, so the share holds.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ from typing import Any, Iterable, Mapping
 
 from exporter.config import Config, JobSpec
 from exporter.config.model import CollectorSchema
+from exporter.sharding import UNSHARDED, FactReaderSpec, Shard, shard_jobs
 
 
 def planned_jobs(config: Config, collectors: Mapping[str, CollectorSchema],
-                 switches: Mapping[str, bool] | None = None) -> list[JobSpec]:
+                 switches: Mapping[str, bool] | None = None, shard: Shard = UNSHARDED) -> list[JobSpec]:
     """One job per enabled collector x target whose roles fit, in ``Config.jobs``' order; a switch
-    given for a collector decides instead of the file."""
+    given for a collector decides instead of the file. Sharded: the shard's jobs and fact readers."""
     switches = switches or {}
     jobs = []
     for name in sorted(collectors):
@@ -31,7 +34,7 @@ def planned_jobs(config: Config, collectors: Mapping[str, CollectorSchema],
             if settings.enabled != enabled:  # the settings the job carries say what it does
                 settings = settings.model_copy(update={"enabled": True})
             jobs.append(JobSpec(collector=name, target=target, settings=settings))
-    return jobs
+    return shard_jobs(jobs, shard, collectors)  # type: ignore[arg-type]
 
 
 def job_fingerprint(spec: JobSpec) -> tuple[Any, ...]:
@@ -39,7 +42,8 @@ def job_fingerprint(spec: JobSpec) -> tuple[Any, ...]:
     target) is left out: changing one collector's settings must not restart the others."""
     target = spec.target
     endpoints = tuple(sorted(target.endpoints.items()))
-    return (spec.collector, target.name, target.host, target.roles, target.credential, endpoints, spec.settings)
+    return (spec.collector, target.name, target.host, target.roles, target.credential, endpoints, spec.settings,
+            isinstance(spec, FactReaderSpec))
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,9 @@ def test_telemetry_path_moves_the_metrics(basic_sim, tmp_path, exporters):
     exporter = exporters(write_config(tmp_path, document(basic_sim, [FE01])), telemetry_path="/probe/metrics")
     text = requests.get(f"{exporter.url}/probe/metrics", timeout=TIMEOUT).text
     (info,) = [f for f in text_string_to_metric_families(text) if f.name == "lync_owa_build_info"]
-    assert info.samples[0].labels == BUILD.labels() and info.samples[0].value == 1  # what --version prints
+    # What --version prints, and the shard (one exporter polling every target: shard 0 of 1).
+    assert info.samples[0].labels == {**BUILD.labels(), "shard": "0", "total_shards": "1"}
+    assert info.samples[0].value == 1
     assert set(BUILD.labels()) == {"version", "revision", "build_date", "python_version"}
     assert requests.get(f"{exporter.url}/metrics", timeout=TIMEOUT).status_code == 404
     assert "href='/probe/metrics'" in requests.get(f"{exporter.url}/", timeout=TIMEOUT).text
