@@ -62,6 +62,11 @@ def demo_config(hosts: dict[str, Any], interval: str, ca_file: str | None) -> di
     # Each run must end before the next is due: the deadline is 80% of the interval (8 s at 10 s).
     timeout = format_duration(parse_duration(interval) * 0.8)
     collectors = {name: {"interval": interval, "timeout": timeout} for name in registry.by_name()}
+    # The simulated names are not in any DNS: asking the system resolver about them would send queries
+    # off this machine, and in "auto" mode the check is skipped anyway when the front end's own name
+    # does not resolve.
+    if "lync_topology" in collectors:
+        collectors["lync_topology"]["resolve_autodiscover"] = "never"
     return {
         "global": {"lync_pool_fqdn": "pool01.contoso.com"},
         "credentials": {

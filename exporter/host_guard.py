@@ -8,8 +8,9 @@ answers nothing, so each of its jobs held a worker for its whole timeout: with 1
 
 - **At most** :data:`MAX_RUNS_PER_TARGET` **runs of one target at once.** A run past the cap does not
   wait on a worker: it is noted as waiting (``busy``) and fired again as soon as one of the target's
-  runs ends. Runs on one remoting endpoint are one at a time anyway (one runspace pool per
-  endpoint), so a third run would only wait for a session held by a hung call.
+  runs ends. A runspace pool runs a few pipelines at once where its transport allows it
+  (collectors.sources.wsman_client.MAX_LANES, one connection each) and one otherwise, so more runs
+  would only wait for a lane held by a hung call.
 - **Backoff.** After :data:`BACKOFF_AFTER` runs in a row of one target ended by their deadline
   (kind ``timeout``, or a failure that took at least :data:`HOGGED_FRACTION` of the deadline, such as
   a connect timeout), the target's jobs do not run for a backoff period: the triggering job's
@@ -36,9 +37,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 log = logging.getLogger(__name__)
 
-# Two: a front end's Windows and Lync endpoints, or an Exchange server's Windows and Exchange ones,
-# each serving one call at a time (collectors.sources.remoting: one invocation per pool).
-MAX_RUNS_PER_TARGET = 2
+# A front end's Windows and Lync endpoints, or an Exchange server's Windows and Exchange ones, each
+# running up to MAX_LANES pipelines at once over Basic or certificates (one over Negotiate): the work
+# is waiting on the network, so runs of one host overlap; a hung host still holds at most four workers.
+MAX_RUNS_PER_TARGET = 4
 # Runs in a row that ended by their deadline before the target is backed off: one could be a blip.
 BACKOFF_AFTER = 2
 # A failed run that used this much of its deadline held its worker like a hung one (a connect timeout).
@@ -104,7 +106,12 @@ class TargetGuard:
                 self._backoff_until = 0.0
             elif hogged:
                 self.timeouts_in_a_row += 1
-                if self.timeouts_in_a_row >= BACKOFF_AFTER:
+                if self.backoff_seconds and now < self._backoff_until:
+                    # A run admitted before this backoff began (up to max_runs run at once): the hang it
+                    # ran into is what started the backoff, so it must not double it again. Only a probe,
+                    # admitted once the period has passed, can prove the target still hangs.
+                    pass
+                elif self.timeouts_in_a_row >= BACKOFF_AFTER:
                     doubled = self.backoff_seconds * 2 if self.backoff_seconds else interval
                     self.backoff_seconds = min(max(doubled, interval), max(MAX_BACKOFF_SECONDS, interval))
                     self._backoff_until = now + self.backoff_seconds

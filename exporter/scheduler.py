@@ -4,7 +4,7 @@ APScheduler fires one job per collector x target (interval with jitter, ``max_in
 coalescing missed runs). Each firing runs the collector in a thread of its own and waits for it
 until the deadline: a run that overruns is abandoned and counted as a timeout, and while the
 abandoned thread still lives the job's next firings are skipped, so two runs of one job never
-overlap. A failing job touches only its own snapshot. A target takes at most two workers at once and
+overlap. A failing job touches only its own snapshot. A target takes at most four workers at once and
 is backed off while its runs keep running out their deadline (exporter.host_guard), so hung hosts
 cannot starve the others; a stop lets waiting workers go at once.
 """

@@ -127,6 +127,10 @@ class RunspaceShell:
         self.fragment_size = _MAX_FRAGMENT
         self.commands_run = 0
 
+    @property
+    def pipelines_open(self) -> int:
+        return len(self._pipelines)
+
     # ------------------------------------------------------------ input
 
     def open(self, creation: bytes) -> None:
@@ -262,6 +266,12 @@ class RunspaceShell:
             chunks.append(chunk)
             used += len(chunk)
         done = target is not None and self._pipelines[target].state in _TERMINAL and not queue
+        if done:
+            # Like Windows, forget a pipeline once its last answer is out (MS-PSRP 3.2.5.4.21: the server
+            # clears the pipeline when it reaches Completed, Failed or Stopped); a terminate Signal
+            # after this finds nothing to do and is still answered.
+            self._pipelines.pop(target).close()
+            self._outbox.pop(target, None)
         return chunks, done
 
     def signal(self, command_id: str, code: str) -> None:

@@ -171,6 +171,7 @@ class ShellService:
             raise wsman.invalid_request("Signal needs a CommandId and a Code")
         with shell.lock:
             shell.signal(command_id, (code.text or "").strip())
+        self.runtime.count_signal()
         return wsman.response(request, "<rsp:SignalResponse/>")
 
     def _delete(self, request: wsman.Request) -> bytes:

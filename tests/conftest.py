@@ -11,6 +11,12 @@ from typing import NoReturn
 import pytest
 import yaml
 
+from tests import loopback_guard
+
+# No test resolves a name or connects beyond loopback (tests/loopback_guard.py): installed at import,
+# before any test module opens a socket.
+loopback_guard.install()
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_EVTX = PROJECT_ROOT.parent / "shared" / "evtx"
 SHARED_CAPTURES = PROJECT_ROOT.parent / "shared" / "captures"

@@ -3,8 +3,10 @@
 - Cmdlets with parameters only, never script text: Exchange's endpoint runs in no-language
   mode, JEA endpoints allow named cmdlets only, and nothing from configuration or from a server's
   answer can become code.
-- One RunspacePool per host and endpoint, reused across runs, one invocation at a time on it.
-  Opening a pool costs seconds on real servers; a pool found gone is reopened once.
+- One RunspacePool per host and endpoint, reused across runs. Opening a pool costs seconds on real
+  servers; a pool found gone is reopened once. Where the transport allows it the pool runs up to
+  ``MAX_LANES`` pipelines at once, one connection each (collectors.sources.wsman_client), else one.
+- A pipeline costs Command + Receive: no terminate Signal after it ends (collectors.sources.pipeline_call).
 - Every call has a deadline: pypsrp's ``invoke()`` has none, so we poll with a timeout and stop.
 - Failures are typed (:class:`ErrorKind`); messages name host and cause and never a secret.
 - No answer is read past :data:`~collectors.sources.response_cap.MAX_RESPONSE_BYTES`: pypsrp reads every
@@ -23,19 +25,11 @@ import logging
 import threading
 import time
 import urllib.parse
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-import requests
-from pypsrp.complex_objects import PSInvocationState
-from pypsrp.exceptions import (
-    AuthenticationError,
-    WinRMError,
-    WinRMTransportError,
-    WSManFaultError,
-)
-from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.exceptions import WSManFaultError
+from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
 from collectors.contract import (
@@ -48,30 +42,25 @@ from collectors.contract import (
     ShapeError,
 )
 from collectors.sources import pypsrp_parsing
-from collectors.sources.kerberos import (
-    explain_auth_failure,
-    kerberos_identity,
-    short_error,
-    tickets_for,
-)
+from collectors.sources.kerberos import explain_auth_failure, tickets_for
 from collectors.sources.normalize import convert_all
-from collectors.sources.response_cap import (
-    AnswerTally,
-    ResponseTooLarge,
-    cap_response_bodies,
-    release_memory,
+from collectors.sources.pipeline_call import run_pipeline
+from collectors.sources.remoting_failures import (
+    WSMAN_ACCESS_DENIED,
+    WSMAN_OPERATION_TIMEOUT,
+    WSMAN_SHELL_NOT_FOUND,
+    classify_failure,
 )
-from collectors.sources.safe_xml import UnsafeXML
+from collectors.sources.response_cap import AnswerTally, release_memory
+from collectors.sources.wsman_client import lanes_for, make_thread_safe, open_wsman
+
+__all__ = ["EndpointSpec", "RemoteSession", "SessionPool", "WSMAN_ACCESS_DENIED", "WSMAN_OPERATION_TIMEOUT",
+           "WSMAN_SHELL_NOT_FOUND"]
 
 log = logging.getLogger(__name__)
 
 # Every answer pypsrp parses is parsed within bounds: no DTD or entity, bounded depth and elements.
 pypsrp_parsing.install()
-
-# WSMan fault codes that matter to us.
-WSMAN_OPERATION_TIMEOUT = 0x80338029
-WSMAN_SHELL_NOT_FOUND = 0x8033805B  # ERROR_WSMAN_UNEXPECTED_SELECTORS: the shell is gone
-WSMAN_ACCESS_DENIED = 5
 
 # Shells we open idle out on the server if we vanish (a crash, a dropped pool).
 SHELL_IDLE_TIMEOUT_SECONDS = 600
@@ -110,20 +99,24 @@ class EndpointSpec:
 
 
 class RemoteSession:
-    """One reusable RunspacePool on one endpoint; one invocation at a time."""
+    """One reusable RunspacePool on one endpoint; up to ``lanes`` invocations at once on it."""
 
     def __init__(self, spec: EndpointSpec) -> None:
         self.spec = spec
-        self._lock = threading.Lock()
+        self.lanes = lanes_for(spec.auth, spec.encryption)
+        self._slots = threading.BoundedSemaphore(self.lanes)
+        self._state = threading.Condition()  # guards the fields below; notified when a run ends
+        self._opening = threading.Lock()  # one pool opens at a time; the other lanes wait for it
         self._wsman: WSMan | None = None
         self._pool: RunspacePool | None = None
+        self._in_flight: dict[int, Deadline] = {}  # the deadline of every run holding a lane
         self.pools_opened = 0
         self._secrets = tuple(s for s in (spec.password,) if s)
         self._answers = AnswerTally()  # did a run read a large answer (its memory is given back after it)
         # Set by close(): a run still in flight at shutdown (abandoned past its deadline) must not
         # open a new pool on the server after the exporter closed the old one.
         self._closed = False
-        self._left_to_run = False  # set by close() when a run held the session too long: that run drops the pool
+        self._left_to_run = False  # set by close() when runs held the session too long: the last drops the pool
 
     # --- public -------------------------------------------------------------------------------
     def run(
@@ -141,52 +134,60 @@ class RemoteSession:
         (e.g. Get-WinEvent's NoMatchingEventsFound, which means "nothing", not "failed");
         any other error fails the call with kind ``command``.
         """
-        if not self._lock.acquire(timeout=max(deadline.remaining(), 0)):
-            raise CollectError(ErrorKind.TIMEOUT, self.spec.where, "another call on this session did not finish in time")
+        if not self._slots.acquire(timeout=max(deadline.remaining(), 0)):
+            raise CollectError(ErrorKind.TIMEOUT, self.spec.where, "other calls on this session did not finish in time")
+        ticket = object()
+        with self._state:
+            self._in_flight[id(ticket)] = deadline
         try:
-            return self._run_locked(cmdlet, dict(parameters or {}), shape, deadline, tuple(accept_error_ids))
+            return self._run_in_lane(cmdlet, dict(parameters or {}), shape, deadline, tuple(accept_error_ids))
         finally:
-            if self._left_to_run:  # close() gave up waiting for this run: nobody else will drop the pool
-                self._close_pool(polite=False)
-            self._lock.release()
+            with self._state:
+                del self._in_flight[id(ticket)]
+                last_out = not self._in_flight and self._left_to_run
+                self._state.notify_all()
+            if last_out:  # close() gave up waiting for the runs: nobody else will drop the pool
+                self._drop_pool(None)
+            self._slots.release()
             release_memory(self._answers)
 
     def close(self, wait: float = CLOSE_WAIT_SECONDS) -> None:
-        """Close the pool politely, bounded in time; used at shutdown. No pool opens after this. A run in
-        flight (on a hung host) holds the session: past ``wait`` the pool is left to it, to drop when it ends."""
-        self._closed = True
-        if not self._lock.acquire(timeout=wait):
-            self._left_to_run = True
-            log.debug("session busy with an abandoned run; not waiting to close it", extra={"where": self.spec.where})
-            return
-        try:
-            self._close_pool(polite=True)
-        finally:
-            self._lock.release()
+        """Close the pool politely, bounded in time; used at shutdown. No pool opens after this. Runs in
+        flight (on a hung host) hold the session: past ``wait`` the pool is left to them, to drop when they end."""
+        with self._state:
+            self._closed = True
+            if not self._state.wait_for(lambda: not self._in_flight, timeout=wait):
+                self._left_to_run = True
+                log.debug("session busy with an abandoned run; not waiting to close it", extra={"where": self.spec.where})
+                return
+            pool, wsman = self._take_pool()
+        self._close_quietly(pool, wsman, polite=True)
 
     # --- internals ----------------------------------------------------------------------------
-    def _run_locked(
+    def _run_in_lane(
         self, cmdlet: str, parameters: dict[str, Any], shape: Shape, deadline: Deadline, accept: tuple[str, ...]
     ) -> CmdletAnswer:
         where = f"{self.spec.where} {cmdlet}"
         for attempt in (1, 2):
+            pool: RunspacePool | None = None
             try:
                 pool = self._ensure_pool(deadline)
-                raw_output, errors, failed = self._invoke(pool, cmdlet, parameters, deadline,
-                                                          shape.selected if shape.select else None)
+                raw_output, errors, failed = run_pipeline(
+                    pool, cmdlet, parameters, shape.selected if shape.select else None, deadline, where,
+                    self._shorten_timeouts)
                 break
             except CollectError:
-                self._close_pool(polite=False)
+                self._drop_pool(pool)
                 raise
             except WSManFaultError as exc:
-                self._close_pool(polite=False)
+                self._drop_pool(pool)
                 if attempt == 1 and exc.code == WSMAN_SHELL_NOT_FOUND and not deadline.expired:
                     log.info("remote shell gone, reopening", extra={"where": where})
                     continue
-                raise self._classify(exc, where) from None
+                raise classify_failure(exc, self.spec, where, self._redact) from None
             except Exception as exc:
-                self._close_pool(polite=False)
-                raise self._classify(exc, where) from None
+                self._drop_pool(pool)
+                raise classify_failure(exc, self.spec, where, self._redact) from None
         unexpected = [e for e in errors if e.error_id not in accept]
         if failed or unexpected:
             first = (unexpected or errors or [ErrorRecordInfo("PipelineFailed", "", "pipeline failed")])[0]
@@ -200,17 +201,22 @@ class RemoteSession:
             raise CollectError(ErrorKind.SHAPE, where, self._redact(str(exc))) from None
         return CmdletAnswer(objects, [e for e in errors if e.error_id in accept])
 
-    def _set_http_timeouts(self, deadline: Deadline) -> None:
-        """Bound every HTTP request pypsrp makes without a timeout of its own by what is left."""
-        assert self._wsman is not None
-        left = max(deadline.remaining(), 0.5)
-        transport = self._wsman.transport
+    def _set_http_timeouts(self, wsman: WSMan) -> None:
+        """Bound every HTTP request pypsrp makes without a timeout of its own (Command, Create) by what
+        the longest-lived run on the session has left: a shorter one must not cut another lane's call."""
+        with self._state:
+            left = max((d.remaining() for d in self._in_flight.values()), default=0.5)
+        left = max(left, 0.5)
+        transport = wsman.transport
         transport.connection_timeout = min(left, 10.0)
         transport.read_timeout = left
 
+    def _shorten_timeouts(self) -> None:
+        wsman = self._wsman
+        if wsman is not None:
+            wsman.transport.read_timeout = 2
+
     def _ensure_pool(self, deadline: Deadline) -> RunspacePool:
-        if self._closed and self._pool is None:  # an open pool serves the run in flight; close() closes it after
-            raise CollectError(ErrorKind.UNREACHABLE, self.spec.where, "the exporter is shutting down; session closed")
         if self.spec.keytab_file:
             # Before every run, not only when a pool opens: a dropped connection re-authenticates
             # with whatever the cache holds then.
@@ -219,86 +225,54 @@ class RemoteSession:
             except Exception as exc:  # noqa: BLE001 - krb5 errors: the KDC's answer, a bad keytab
                 raise CollectError(ErrorKind.AUTH, self.spec.where,
                                    self._redact(explain_auth_failure(exc, self.spec, force=True) or "")) from None
-        if self._pool is not None:
-            self._set_http_timeouts(deadline)
-            return self._pool
-        spec = self.spec
-        parsed = urllib.parse.urlsplit(spec.url)
-        verify: bool | str = spec.tls_verify
-        if spec.tls_verify and spec.ca_file:
-            verify = spec.ca_file
-        negotiate: dict[str, Any] = {}
-        if spec.auth in ("negotiate", "kerberos", "ntlm"):
-            negotiate["negotiate_service"] = spec.spn_service
-            if spec.spn_hostname:
-                negotiate["negotiate_hostname_override"] = spec.spn_hostname
-        self._wsman = WSMan(
-            server=parsed.hostname or "",
-            port=parsed.port or (443 if parsed.scheme == "https" else 80),
-            path=parsed.path.lstrip("/") or "wsman",
-            ssl=parsed.scheme == "https",
-            username=kerberos_identity(spec),
-            password=spec.password or None,
-            auth=spec.auth,
-            cert_validation=verify,
-            encryption=spec.encryption,
-            # Monitoring traffic to servers on the LAN must not wander through a proxy.
-            no_proxy=True,
-            operation_timeout=20,
-            **negotiate,
-        )
-        cap_response_bodies(self._wsman, parsed.hostname or spec.url, tally=self._answers)
-        self._set_http_timeouts(deadline)
-        pool = RunspacePool(self._wsman, configuration_name=spec.configuration, idle_timeout=SHELL_IDLE_TIMEOUT_SECONDS)
-        pool.open()
-        self.pools_opened += 1
-        log.debug("runspace pool opened", extra={"where": spec.where})
-        self._pool = pool
-        return pool
-
-    def _invoke(
-        self, pool: RunspacePool, cmdlet: str, parameters: dict[str, Any], deadline: Deadline,
-        select: list[str] | None = None,
-    ) -> tuple[list[Any], list[ErrorRecordInfo], bool]:
-        ps = PowerShell(pool)
-        ps.add_cmdlet(cmdlet)
-        if parameters:
-            ps.add_parameters(parameters)
-        if select:  # a second command of the same pipeline, still no script text
-            ps.add_cmdlet("Select-Object").add_parameter("Property", select)
-        ps.begin_invoke()
-        while ps.state == PSInvocationState.RUNNING:
-            left = deadline.remaining()
-            if left <= 0:
-                self._stop_quietly(ps)
-                raise CollectError(ErrorKind.TIMEOUT, f"{self.spec.where} {cmdlet}", "deadline passed while waiting for output")
-            # The WSMan operation timeout makes the server answer within it even with no output;
-            # the HTTP read timeout is that plus 2 s, so one poll never outlives the deadline much.
-            ps.poll_invoke(timeout=max(1, min(int(left) - 1, 20)))
-        errors = [_error_info(rec) for rec in ps.streams.error]
-        failed = bool(ps.had_errors) or ps.state == PSInvocationState.FAILED
-        self._close_pipeline(ps)
-        return list(ps.output), errors, failed
-
-    def _close_pipeline(self, ps: PowerShell) -> None:
-        # Frees the command on the server; a failure here does not spoil a good answer.
+        if not self._opening.acquire(timeout=max(deadline.remaining(), 0)):
+            raise CollectError(ErrorKind.TIMEOUT, self.spec.where, "the pool did not open in time")
         try:
-            ps.close()
-        except Exception as exc:  # noqa: BLE001 - logged, the pool is dropped on the next error
-            log.debug("closing pipeline failed: %s", type(exc).__name__)
+            with self._state:
+                pool, wsman = self._pool, self._wsman
+                closed = self._closed
+            if pool is not None and wsman is not None:  # an open pool serves runs; close() closes it after
+                self._set_http_timeouts(wsman)
+                return pool
+            if closed:
+                raise CollectError(ErrorKind.UNREACHABLE, self.spec.where,
+                                   "the exporter is shutting down; session closed")
+            wsman = open_wsman(self.spec, self._answers, self.lanes)
+            self._set_http_timeouts(wsman)
+            pool = RunspacePool(wsman, configuration_name=self.spec.configuration,
+                                idle_timeout=SHELL_IDLE_TIMEOUT_SECONDS, max_runspaces=self.lanes)
+            if self.lanes > 1:
+                make_thread_safe(pool)
+            try:
+                pool.open()
+            except BaseException:
+                self._close_quietly(None, wsman, polite=False)
+                raise
+            with self._state:
+                self._pool, self._wsman = pool, wsman
+            self.pools_opened += 1
+            log.debug("runspace pool opened", extra={"where": self.spec.where})
+            return pool
+        finally:
+            self._opening.release()
 
-    def _stop_quietly(self, ps: PowerShell) -> None:
-        try:
-            if self._wsman is not None:
-                self._wsman.transport.read_timeout = 2
-            ps.stop()
-        except Exception:  # noqa: BLE001 - the server is slow or gone; the pool is dropped anyway
-            pass
-
-    def _close_pool(self, polite: bool) -> None:
+    def _take_pool(self) -> tuple[RunspacePool | None, WSMan | None]:
+        """Forget the pool (caller holds ``_state``)."""
         pool, wsman = self._pool, self._wsman
         self._pool = None
         self._wsman = None
+        return pool, wsman
+
+    def _drop_pool(self, used: RunspacePool | None) -> None:
+        """Drop the pool a failed call used (``None``: whatever pool there is); a pool another lane
+        already reopened is kept."""
+        with self._state:
+            if used is not None and self._pool is not used:
+                return
+            pool, wsman = self._take_pool()
+        self._close_quietly(pool, wsman, polite=False)
+
+    def _close_quietly(self, pool: RunspacePool | None, wsman: WSMan | None, polite: bool) -> None:
         if pool is not None:
             log.debug("runspace pool %s", "closed" if polite else "dropped", extra={"where": self.spec.where})
         if pool is not None and polite:
@@ -319,58 +293,6 @@ class RemoteSession:
         for secret in self._secrets:
             text = text.replace(secret, "<redacted>")
         return text
-
-    def _classify(self, exc: BaseException, where: str) -> CollectError:
-        """Map whatever pypsrp/requests raised onto one of the error kinds."""
-        kind: ErrorKind
-        if isinstance(exc, CollectError):
-            return exc
-        auth_problem = explain_auth_failure(exc, self.spec)
-        if auth_problem is not None:
-            kind, message = ErrorKind.AUTH, auth_problem
-        elif isinstance(exc, ResponseTooLarge):
-            kind, message = ErrorKind.SHAPE, str(exc)
-        elif isinstance(exc, UnsafeXML):
-            kind, message = ErrorKind.SHAPE, f"answer refused: {exc}"
-        elif isinstance(exc, AuthenticationError):
-            kind, message = ErrorKind.AUTH, "authentication failed (HTTP 401)"
-        elif isinstance(exc, requests.exceptions.ConnectTimeout):
-            kind, message = ErrorKind.UNREACHABLE, "connection timed out"
-        elif isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)):
-            kind, message = ErrorKind.TIMEOUT, "no answer before the deadline"
-        elif isinstance(exc, requests.exceptions.SSLError):
-            kind, message = ErrorKind.UNREACHABLE, f"TLS handshake failed: {short_error(exc)}"
-        elif isinstance(exc, requests.exceptions.ConnectionError):
-            kind, message = ErrorKind.UNREACHABLE, f"cannot connect: {short_error(exc)}"
-        elif isinstance(exc, WSManFaultError):
-            if exc.code == WSMAN_OPERATION_TIMEOUT:
-                kind = ErrorKind.TIMEOUT
-            elif exc.code == WSMAN_ACCESS_DENIED:
-                kind = ErrorKind.AUTH
-            else:
-                kind = ErrorKind.COMMAND
-            code = f"0x{exc.code:08X}" if isinstance(exc.code, int) else str(exc.code)
-            message = f"WSMan fault {code}: {(exc.reason or '')[:300]}"
-        elif isinstance(exc, WinRMTransportError):
-            kind, message = ErrorKind.UNREACHABLE, f"HTTP {exc.code} from the endpoint"
-        elif isinstance(exc, (ET.ParseError, WinRMError, ValueError, KeyError, IndexError, TypeError, AttributeError)):
-            # pypsrp could not make sense of the answer: broken SOAP, broken PSRP fragments.
-            kind, message = ErrorKind.SHAPE, f"unreadable answer ({type(exc).__name__}: {short_error(exc)})"
-        else:
-            kind, message = ErrorKind.SHAPE, f"unexpected failure ({type(exc).__name__}: {short_error(exc)})"
-        return CollectError(kind, where, self._redact(message))
-
-
-def _error_info(record: Any) -> ErrorRecordInfo:
-    """Read an ErrorRecord from pypsrp without trusting any attribute to be there."""
-    fqid = str(getattr(record, "fq_error", None) or "Unknown")
-    category = str(getattr(record, "reason", None) or getattr(record, "category", None) or "")
-    message = getattr(record, "message", None) or ""
-    exception = getattr(record, "exception", None)
-    if not message and exception is not None:
-        props = getattr(exception, "adapted_properties", None) or {}
-        message = props.get("Message") or str(exception)
-    return ErrorRecordInfo(fqid, category, str(message)[:2000])
 
 
 class SessionPool:
@@ -399,9 +321,24 @@ class SessionPool:
         """Close every pool in parallel, bounded: a hung server must not hold up shutdown."""
         with self._lock:
             self._closed = True
-        threads = [threading.Thread(target=s.close, daemon=True) for s in self.sessions()]
-        for t in threads:
-            t.start()
-        end = time.monotonic() + min(timeout, CLOSE_ALL_SECONDS)
-        for t in threads:
-            t.join(max(end - time.monotonic(), 0))
+        _close_in_parallel(self.sessions(), min(timeout, CLOSE_ALL_SECONDS))
+
+    def release_unused(self, wanted: Iterable[EndpointSpec], timeout: float = 10.0) -> int:
+        """Close the sessions of endpoints no job asks for any more (a target removed, or changed
+        address, account or password), so the servers' shells are not left open until they expire.
+        Bounded in time, as at shutdown; returns how many were released."""
+        keep = {spec.key: spec for spec in wanted}
+        with self._lock:
+            unused = [key for key, session in self._sessions.items() if keep.get(key) != session.spec]
+            released = [self._sessions.pop(key) for key in unused]
+        _close_in_parallel(released, timeout)
+        return len(released)
+
+
+def _close_in_parallel(sessions: list[RemoteSession], timeout: float) -> None:
+    threads = [threading.Thread(target=session.close, daemon=True) for session in sessions]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(end - time.monotonic(), 0))

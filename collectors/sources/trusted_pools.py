@@ -23,6 +23,7 @@ class TrustedPool:
 
     fqdn: str
     computers: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()  # of its OutlookWebApp trusted applications (Get-CsTrustedApplication Port)
 
 
 # The pools hosting OutlookWebApp (empty: none), as a lync_topology job last read them.

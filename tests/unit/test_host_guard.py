@@ -20,12 +20,12 @@ def hang(guard: TargetGuard, now: float, interval: float = 20.0) -> None:
     guard.finished(succeeded=False, hogged=True, interval=interval, now=now + 10)
 
 
-def test_at_most_two_runs_of_one_target_at_once():
+def test_at_most_four_runs_of_one_target_at_once():
     guard = TargetGuard("fe01")
-    assert MAX_RUNS_PER_TARGET == 2
-    assert [guard.admit(0.0) for _ in range(3)] == [Admission.RUN, Admission.RUN, Admission.BUSY]
+    assert MAX_RUNS_PER_TARGET == 4
+    assert [guard.admit(0.0) for _ in range(5)] == [Admission.RUN] * 4 + [Admission.BUSY]
     guard.finished(succeeded=True, hogged=False, interval=20, now=1.0)
-    assert guard.in_flight == 1
+    assert guard.in_flight == 3
     assert guard.admit(1.0) is Admission.RUN
 
 
@@ -39,6 +39,19 @@ def test_two_timeouts_in_a_row_back_off_for_one_interval_then_one_probe():
     assert guard.next_attempt_in(30.0) == 10.0
     assert guard.admit(40.0) is Admission.RUN  # the probe
     assert guard.admit(40.0) is Admission.BUSY  # one probe at a time
+
+
+def test_runs_already_in_flight_when_the_backoff_starts_do_not_double_it():
+    # Four runs of a hung target at once: the first two to hit their deadline start the backoff; the two
+    # still in flight hit theirs inside it and prove nothing new. Only the probe after the period may.
+    guard = TargetGuard("ex01")
+    assert [guard.admit(0.0) for _ in range(4)] == [Admission.RUN] * 4
+    for ended in (10.0, 10.1, 10.2, 10.3):
+        guard.finished(succeeded=False, hogged=True, interval=20, now=ended)
+    assert guard.backoff_seconds == 20.0 and guard.next_attempt_in(10.3) == 19.8
+    assert guard.admit(30.1) is Admission.RUN  # the probe, once the period has passed
+    guard.finished(succeeded=False, hogged=True, interval=20, now=40.1)
+    assert guard.backoff_seconds == 40.0
 
 
 def backoffs(interval: float, attempts: int = 12) -> list[float]:
@@ -93,7 +106,7 @@ def test_the_gauge_lists_every_target_with_its_backoff():
 
 
 def test_a_job_refused_as_busy_is_woken_when_a_run_of_its_target_ends():
-    guard = TargetGuard("ex01")
+    guard = TargetGuard("ex01", max_runs=2)
     woken: list[str] = []
     assert guard.admit(0.0) is Admission.RUN and guard.admit(0.0) is Admission.RUN
     assert guard.admit(0.1, wake=lambda: woken.append("a")) is Admission.BUSY

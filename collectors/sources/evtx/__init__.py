@@ -5,8 +5,10 @@ records itself (slack space, damage, cursors); python-evtx, the product's parser
 written with templates (a server's own logs); the project's BinXML decoder renders those python-evtx
 cannot (written without templates: exports, Windows Event Collector's ForwardedEvents) and any
 templated record python-evtx fails on. One job per module:
-- ``layout``: file, chunk and record headers; the walk that finds real records (not slack);
-- ``render``: which renderer reads a record, decided on its bytes; the fallback to the decoder;
+- ``layout``: file, chunk and record headers; the walk that finds real records (not slack); the
+  file reader (positioned reads, a chunk only up to its end-of-data mark when that is enough);
+- ``render``: which renderer reads a record, decided on its bytes; the fallback to the other
+  (the ``evtx`` command asks the decoder first, the collector python-evtx);
 - ``pyevtx``: python-evtx rendering a templated record, with the project's work-arounds;
 - ``binxml``: the decoder: a record's BinXML (templates, template-less and forwarded records) as a tree;
 - ``event``: the System fields and data of a rendered record, TimeCreated to the 100 ns tick;

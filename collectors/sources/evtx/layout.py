@@ -9,6 +9,7 @@ size, record number, FILETIME), its BinXML and a trailing copy of its size.
 from __future__ import annotations
 
 import binascii
+import os
 import struct
 from dataclasses import dataclass
 from typing import Iterator
@@ -21,6 +22,7 @@ CHUNK_SIZE = 0x10000
 CHUNK_HEADER_SIZE = 0x200
 RECORD_HEADER_SIZE = 0x18
 MIN_RECORD_SIZE = 0x1C  # header (0x18) + the trailing size copy
+START_BYTES = FILE_HEADER_SIZE + 0x4000  # read at once (FileReader): all of a small export's records
 
 
 @dataclass
@@ -45,28 +47,73 @@ def chunk_offset(slot: int) -> int:
     return FILE_HEADER_SIZE + slot * CHUNK_SIZE
 
 
-def read_at(f, offset: int, length: int) -> bytes:
-    """Read into memory instead of mmap: a file truncated under an mmap kills the process (SIGBUS).
+class FileReader:
+    """An open .evtx file, read by offset into memory (never mmap: a file truncated under an mmap
+    kills the process with SIGBUS), one positioned read per call (``os.pread``; seek and read where
+    the OS has no pread).
 
-    ``f`` is unbuffered (each read is one system call, no 8 KiB read-ahead): a raw read may return
-    less than asked before the end of the file, so it is repeated.
+    System calls are most of what a scan of a small export costs, so the file's first
+    ``START_BYTES`` (the file header and the start of the first chunk, where a small export's
+    records end) are read once, with the first read that falls in them, and a chunk can be read
+    only up to its end-of-data mark (``read``), without the slack that fills most of it.
     """
-    if length <= 0:
-        return b""
-    f.seek(offset)
-    data = f.read(length)
-    while data and len(data) < length:
-        more = f.read(length - len(data))
-        if not more:
-            break
-        data += more
-    return data or b""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, _OPEN_FLAGS)
+        try:
+            st = os.fstat(self.fd)
+        except OSError:
+            os.close(self.fd)
+            raise
+        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
+        self.slots = max(0, -(-(self.size - FILE_HEADER_SIZE) // CHUNK_SIZE))  # a truncated last slot counts
+        self._start: bytes | None = None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def chunk_header(self, slot: int) -> bytes:
+        """The 512-byte header of the chunk in ``slot``, zero-padded past the end of the file."""
+        return self.read(FILE_HEADER_SIZE + slot * CHUNK_SIZE, CHUNK_HEADER_SIZE).ljust(CHUNK_HEADER_SIZE, b"\0")
+
+    def chunk(self, slot: int) -> bytes:
+        """The 64 KiB chunk in ``slot``, zero-padded past the end of the file."""
+        return self._read(FILE_HEADER_SIZE + slot * CHUNK_SIZE, CHUNK_SIZE).ljust(CHUNK_SIZE, b"\0")
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset`` (fewer at the end of the file)."""
+        if offset + length <= START_BYTES:
+            if self._start is None:
+                self._start = self._read(0, START_BYTES)
+            return self._start[offset:offset + length]
+        return self._read(offset, length)
+
+    def _read(self, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        data = _pread(self.fd, length, offset)
+        while data and len(data) < length:  # a read may return less than asked before the end of the file
+            more = _pread(self.fd, length - len(data), offset + len(data))
+            if not more:
+                break
+            data += more
+        return data
+
+
+def _seek_read(fd: int, length: int, offset: int) -> bytes:
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, length)
+
+
+_pread = getattr(os, "pread", _seek_read)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
 def chunk_info(slot: int, head: bytes) -> ChunkInfo:
     """A chunk header (the first 512 bytes of a slot whose signature is CHUNK_MAGIC)."""
     _, _, _, first, last, _, _, free = struct.unpack_from("<8sQQQQIII", head)
-    crc_ok = binascii.crc32(head[:0x78] + head[0x80:CHUNK_HEADER_SIZE]) == struct.unpack_from("<I", head, 0x7C)[0]
+    crc = binascii.crc32(head[0x80:CHUNK_HEADER_SIZE], binascii.crc32(head[:0x78]))  # the CRC field left out
+    crc_ok = crc == struct.unpack_from("<I", head, 0x7C)[0]
     return ChunkInfo(slot, first, last, free, crc_ok and first <= last)
 
 
@@ -113,36 +160,36 @@ def walk_records(buf: bytes, free: int, counts: WalkCounts, since: int = 0) -> I
             counts.damaged += damaged
 
 
-def data_end(buf: bytes, info: ChunkInfo) -> int:
-    """Where a chunk's real records surely end: its end-of-data mark when the header can be believed
-    (its CRC holds, the last record it names ends at the mark) and no record continuing the
-    numbering sits at the mark; else the chunk's end (the walk decides)."""
-    last = _last_record(buf, info)
-    if last is None or _continues_at_mark(buf, info):
-        return CHUNK_SIZE
-    return info.free
+def believed_last(buf: bytes, info: ChunkInfo) -> tuple[int, int] | None:
+    """(offset, size) of the chunk's last record when its header can be believed, else None.
 
-
-def intact_records(buf: bytes, info: ChunkInfo) -> tuple[int, int, int, bool] | None:
-    """(record count, offset and size of the last record, whether a stale record lies at the mark) of
-    a chunk whose header can be believed, without walking its records; None when it cannot (then
-    walk them).
-
-    Believed when the header's CRC holds, the records' CRC32 (header offset 0x34, over the bytes up to
-    the end-of-data mark) holds, the last record the header names is where it says and ends at the
-    mark, and no record continuing the numbering sits at the mark (a live log's header lags behind
-    its records).
+    Believed when the header's CRC holds, the last record it names is where it says, numbered as it
+    says and ends at the end-of-data mark, and no record continuing the numbering sits at the mark
+    (a live log's header lags behind its records). Then the chunk's real records surely end at the
+    mark (nothing past it is searched); else the walk decides where they end.
     """
-    last = _last_record(buf, info)
-    if last is None or binascii.crc32(buf[CHUNK_HEADER_SIZE:info.free]) != struct.unpack_from("<I", buf, 0x34)[0]:
-        return None
-    if _continues_at_mark(buf, info):
+    last = last_record(buf, info)
+    return None if last is None or _continues_at_mark(buf, info) else last
+
+
+def intact_records(buf: bytes, info: ChunkInfo, last: tuple[int, int] | None) -> tuple[int, int, int, bool] | None:
+    """(record count, offset and size of the last record, whether a stale record lies at the mark) of
+    a chunk whose header can be believed (``last``, from ``believed_last``) and whose records' CRC32
+    (header offset 0x34, over the bytes up to the end-of-data mark) holds, without walking its
+    records; None when it cannot be believed (then walk them)."""
+    if last is None or not records_crc_ok(buf, info):
         return None
     stale = info.free + MIN_RECORD_SIZE <= CHUNK_SIZE and record_size(buf, info.free) > 0
     return info.last - info.first + 1, last[0], last[1], stale
 
 
-def _last_record(buf: bytes, info: ChunkInfo) -> tuple[int, int] | None:
+def records_crc_ok(buf: bytes, info: ChunkInfo) -> bool:
+    """Whether the records' CRC32 (chunk header offset 0x34, over the bytes from the end of the
+    header up to the end-of-data mark) holds."""
+    return binascii.crc32(buf[CHUNK_HEADER_SIZE:info.free]) == struct.unpack_from("<I", buf, 0x34)[0]
+
+
+def last_record(buf: bytes, info: ChunkInfo) -> tuple[int, int] | None:
     """(offset, size) of the last record the header names, when the header is trusted, that record is
     sound, numbered as the header says and ends at the end-of-data mark."""
     if not info.trusted or not CHUNK_HEADER_SIZE < info.free <= CHUNK_SIZE:
@@ -163,11 +210,15 @@ def _continues_at_mark(buf: bytes, info: ChunkInfo) -> bool:
 
 
 def record_size(buf: bytes, offset: int) -> int:
-    """The size of a sound record header at ``offset`` (signature, size in bounds, size copy), else 0."""
+    """The size of a sound record header at ``offset`` (signature, size in bounds, size copy), else 0.
+
+    ``buf`` is a chunk, or the start of one (``FileReader.read`` up to the end-of-data mark): a record
+    running past it is not sound here, and the caller reads the whole chunk.
+    """
     if buf[offset:offset + 4] != RECORD_MAGIC:
         return 0
     size = struct.unpack_from("<I", buf, offset + 4)[0]
-    if size < MIN_RECORD_SIZE or offset + size > CHUNK_SIZE:
+    if size < MIN_RECORD_SIZE or offset + size > len(buf):  # buf is at most one chunk
         return 0
     return size if struct.unpack_from("<I", buf, offset + size - 4)[0] == size else 0
 

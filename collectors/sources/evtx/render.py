@@ -22,26 +22,48 @@ log = logging.getLogger(__name__)
 
 
 class ChunkRenderer:
-    """Renders the records of one chunk; each renderer is built on first use, once per chunk."""
+    """Renders the records of one chunk; each renderer is built on first use, once per chunk.
 
-    def __init__(self, buf: bytes, use_python_evtx: bool = True):
+    ``decoder_first`` (the ``evtx`` command, which renders every record of a file) asks the
+    decoder first, about 25 times faster than python-evtx on a whole log, and python-evtx only for
+    a templated record the decoder fails on; the collector asks python-evtx first. Both give the
+    same events on every shared real file and on generated files of every shape (the tests).
+    """
+
+    def __init__(self, buf: bytes, use_python_evtx: bool = True, decoder_first: bool = False):
         self.buf = buf
         self.use_python_evtx = use_python_evtx
-        self.fallbacks = 0  # templated records python-evtx could not render, read by the decoder
+        self.decoder_first = decoder_first
+        self.fallbacks = 0  # records the first renderer could not read, read by the other
         self._chunk: pyevtx.Chunk | None = None
         self._decoder: ChunkDecoder | None = None
 
     def record(self, offset: int, size: int) -> Element:
         """The root element of the record at ``offset``; raises when neither renderer can read it."""
-        if self.use_python_evtx and top_level_template(self.buf, offset + 0x18):
-            if self._chunk is None:
-                self._chunk = pyevtx.Chunk(self.buf)
+        templated = self.use_python_evtx and top_level_template(self.buf, offset + 0x18)
+        if self.decoder_first and templated:
             try:
-                return pyevtx.render(self._chunk, offset)
+                return self._decoded(offset, size)
+            except Exception as exc:  # damaged BinXML: struct, index, decoding or the decoder's own errors
+                self.fallbacks += 1
+                log.debug("record at chunk offset 0x%x: the decoder failed (%s: %.200s); python-evtx tries it",
+                          offset, type(exc).__name__, exc)
+                return self._python_evtx(offset)
+        if templated:
+            try:
+                return self._python_evtx(offset)
             except Exception as exc:  # python-evtx on a damaged or unusual record: any type is possible
                 self.fallbacks += 1
                 log.debug("record at chunk offset 0x%x: python-evtx failed (%s: %.200s); decoding it instead",
                           offset, type(exc).__name__, exc)
+        return self._decoded(offset, size)
+
+    def _python_evtx(self, offset: int) -> Element:
+        if self._chunk is None:
+            self._chunk = pyevtx.Chunk(self.buf)
+        return pyevtx.render(self._chunk, offset)
+
+    def _decoded(self, offset: int, size: int) -> Element:
         if self._decoder is None:
             self._decoder = ChunkDecoder(self.buf)
         return self._decoder.record(offset, size)

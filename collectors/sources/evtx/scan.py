@@ -26,7 +26,6 @@ import os
 import struct
 import time
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 from collectors.sources.evtx.event import ProviderEvent, event_from_root, provider_name
 from collectors.sources.evtx.layout import (
@@ -35,13 +34,17 @@ from collectors.sources.evtx.layout import (
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
     FILE_MAGIC,
+    MIN_RECORD_SIZE,
+    RECORD_MAGIC,
     ChunkInfo,
+    FileReader,
     WalkCounts,
+    believed_last,
     chunk_info,
     chunk_offset,
-    data_end,
     intact_records,
-    read_at,
+    last_record,
+    records_crc_ok,
     walk_records,
 )
 from collectors.sources.evtx.prefilter import Needle, matching_template_refs
@@ -50,6 +53,7 @@ from collectors.sources.evtx.render import ChunkRenderer
 DEFAULT_PROVIDER = "MSExchange OWA"
 TIME_BUDGET_ERROR = "time budget exhausted"  # how ScanResult.error starts when max_seconds ran out
 _now = time.monotonic  # the budget's clock; tests replace it
+_COUNTED, _NO_NAME = "counted", "no name"  # what _Scan._counted_from_header found
 _SLOTS_PER_BUDGET_CHECK = 1024  # listing chunk headers of a 64 GB sparse file takes seconds: check the budget
 
 
@@ -90,7 +94,7 @@ class FileCursor:
 class ScanStats:
     records_seen: int = 0  # real records in the chunks examined (walked, or counted from a believable header)
     records_rendered: int = 0  # records rendered (prefilter candidates), by python-evtx or the decoder
-    records_fallback: int = 0  # templated records python-evtx could not render, read by the decoder instead
+    records_fallback: int = 0  # templated records the first renderer could not read, read by the other
     records_unreadable: int = 0  # damaged record headers, and candidates that could not be decoded
     chunks_scanned: int = 0
     chunks_skipped: int = 0  # whole chunk at or below the cursor
@@ -113,17 +117,18 @@ class ScanResult:
 
 def scan_file(path, provider: str | None = DEFAULT_PROVIDER, cursor: FileCursor | None = None,
               max_seconds: float | None = None, *, render_all: bool = False,
-              use_python_evtx: bool = True) -> ScanResult:
+              use_python_evtx: bool = True, decoder_first: bool = False) -> ScanResult:
     """The events of ``provider`` (None: of every provider) in the .evtx file at ``path`` with a
     record number above the cursor.
 
     Never raises: a problem with the file is ``error``; damaged chunks and records are counted in
     ``stats``. ``render_all`` disables the prefilter (tests prove with it that the prefilter drops
     nothing); ``use_python_evtx=False`` renders every record with the decoder (tests and the
-    benchmark compare the two renderers with it).
+    benchmark compare the two renderers with it); ``decoder_first`` asks the decoder first and
+    python-evtx only where it fails (the ``evtx`` command: ``render.ChunkRenderer``).
     """
     try:
-        scan = _Scan(Path(path), provider, cursor, max_seconds, render_all, use_python_evtx)
+        scan = _Scan(os.fspath(path), provider, cursor, max_seconds, render_all, use_python_evtx, decoder_first)
     except Exception as exc:
         return ScanResult([], FileCursor(), ScanStats(), f"bad arguments: {type(exc).__name__}: {exc}"[:300],
                           complete=False)
@@ -135,21 +140,22 @@ def scan_file(path, provider: str | None = DEFAULT_PROVIDER, cursor: FileCursor 
 
 
 @functools.lru_cache(maxsize=16)
-def _needle(provider: str) -> Needle:
-    return Needle(provider)
+def _needle(provider: str) -> tuple[str, Needle]:
+    """The provider as compared (case-folded) and as searched in bytes; built once per name."""
+    return provider.strip().casefold(), Needle(provider.strip())
 
 
 class _Scan:
-    def __init__(self, path: Path, provider: str | None, cursor: FileCursor | None, max_seconds, render_all: bool,
-                 use_python_evtx: bool):
+    def __init__(self, path: str, provider: str | None, cursor: FileCursor | None, max_seconds, render_all: bool,
+                 use_python_evtx: bool, decoder_first: bool = False):
         self.path = path
-        self.provider = None if provider is None else provider.strip().casefold()
-        self.needle = None if provider is None else _needle(provider.strip())
+        self.provider, self.needle = (None, None) if provider is None else _needle(provider)
         self.given = cursor
         self.since = cursor.last_record_number if cursor else 0
         self.deadline = None if max_seconds is None else _now() + max_seconds
         self.render_all = render_all or provider is None
         self.use_python_evtx = use_python_evtx
+        self.decoder_first = decoder_first
         self.stats = ScanStats()
         self.events: list[ProviderEvent] = []
         self.cursor = FileCursor(**asdict(cursor)) if cursor else FileCursor()
@@ -157,7 +163,8 @@ class _Scan:
         self.complete = True
 
     def result(self, error: str | None = None) -> ScanResult:
-        self.events.sort(key=lambda e: e.record_number)
+        if len(self.events) > 1:
+            self.events.sort(key=lambda e: e.record_number)
         return ScanResult(self.events, self.cursor, self.stats, error, self.reset, self.complete)
 
     def out_of_time(self) -> bool:
@@ -165,63 +172,67 @@ class _Scan:
 
     def run(self) -> ScanResult:
         try:
-            f = open(self.path, "rb", buffering=0)
+            f = FileReader(self.path)
         except OSError as exc:
             return self.result(error=f"cannot open {self.path}: {exc.strerror or exc}")
-        with f:
-            st = os.fstat(f.fileno())
-            if not self._check_cursor(f, st):
-                return self.result()
-            header = read_at(f, 0, FILE_HEADER_SIZE)
-            self.stats.header_ok = header[:8] == FILE_MAGIC
-            self.stats.header_dirty = self.stats.header_ok and len(header) >= 0x7C and header[0x78] & 1 == 1
-            chunks = self._chunk_headers(f, st.st_size)
-            if not self.complete:  # a huge (sparse) file: scanning part of its chunks could skip events later
-                return self.result(error=f"{TIME_BUDGET_ERROR} while listing {len(chunks)} chunks")
-            if not self.stats.header_ok and not chunks:
-                return self.result(error=f"{self.path.name} is not an evtx file (no file or chunk signature)")
-            for info in chunks:
-                if info.trusted and self.given is not None and info.last <= self.since:
-                    self.stats.chunks_skipped += 1
-                    continue
-                if self.out_of_time():  # checked only before real work, so a resumed scan progresses
-                    self.complete = False
-                    return self.result(error=f"{TIME_BUDGET_ERROR} after {self.stats.chunks_scanned} chunks")
-                self._scan_chunk(read_at(f, chunk_offset(info.slot), CHUNK_SIZE).ljust(CHUNK_SIZE, b"\0"), info)
-            if not self.complete:  # keep the old size and mtime: the next scan must not think it is done
-                return self.result(error=f"{TIME_BUDGET_ERROR} inside a chunk")
-            self.cursor.size, self.cursor.mtime_ns = st.st_size, st.st_mtime_ns
+        try:
+            return self._read(f)
+        finally:
+            f.close()
+
+    def _read(self, f: FileReader) -> ScanResult:
+        if self.given is not None and not self._check_cursor(f):
+            return self.result()
+        header = f.read(0, FILE_HEADER_SIZE)
+        self.stats.header_ok = header[:8] == FILE_MAGIC
+        self.stats.header_dirty = self.stats.header_ok and len(header) >= 0x7C and header[0x78] & 1 == 1
+        chunks = self._chunk_headers(f)
+        if not self.complete:  # a huge (sparse) file: scanning part of its chunks could skip events later
+            return self.result(error=f"{TIME_BUDGET_ERROR} while listing {len(chunks)} chunks")
+        if not self.stats.header_ok and not chunks:
+            name = os.path.basename(self.path)
+            return self.result(error=f"{name} is not an evtx file (no file or chunk signature)")
+        for info in chunks:
+            if info.trusted and self.given is not None and info.last <= self.since:
+                self.stats.chunks_skipped += 1
+                continue
+            if self.deadline is not None and self.out_of_time():  # only before real work: a resumed scan progresses
+                self.complete = False
+                return self.result(error=f"{TIME_BUDGET_ERROR} after {self.stats.chunks_scanned} chunks")
+            self._scan_chunk(f, info)
+        if not self.complete:  # keep the old size and mtime: the next scan must not think it is done
+            return self.result(error=f"{TIME_BUDGET_ERROR} inside a chunk")
+        self.cursor.size, self.cursor.mtime_ns = f.size, f.mtime_ns
         return self.result()
 
-    def _check_cursor(self, f, st) -> bool:
+    def _check_cursor(self, f: FileReader) -> bool:
         """False when nothing changed since the cursor (nothing to do); resets a stale cursor."""
         c = self.given
         if c is None:
             return True
-        if st.st_size < c.size:
+        if f.size < c.size:
             return self._discard("truncated")
         if c.anchor_offset >= 0:
             # A record lies inside the file and inside one chunk; a cursor saying otherwise (damaged
             # state) is discarded, not followed: seeking to 10**18 fails on every later scan.
-            fits = 0 < c.anchor_length <= CHUNK_SIZE and c.anchor_offset + c.anchor_length <= st.st_size
-            anchor = read_at(f, c.anchor_offset, c.anchor_length) if fits else b""
+            fits = 0 < c.anchor_length <= CHUNK_SIZE and c.anchor_offset + c.anchor_length <= f.size
+            anchor = f.read(c.anchor_offset, c.anchor_length) if fits else b""
             if not fits or len(anchor) != c.anchor_length or binascii.crc32(anchor) != c.anchor_crc:
                 return self._discard("replaced")
-        return not (st.st_size == c.size and st.st_mtime_ns == c.mtime_ns)
+        return not (f.size == c.size and f.mtime_ns == c.mtime_ns)
 
     def _discard(self, why: str) -> bool:
         self.reset, self.given, self.since, self.cursor = why, None, 0, FileCursor()
         return True
 
-    def _chunk_headers(self, f, size: int) -> list[ChunkInfo]:
+    def _chunk_headers(self, f: FileReader) -> list[ChunkInfo]:
         """Every 64 KiB slot after the file header (never the header's chunk count), in record order."""
         found = []
-        slots = max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))  # a truncated last slot counts
-        for slot in range(slots):
+        for slot in range(f.slots):
             if slot % _SLOTS_PER_BUDGET_CHECK == _SLOTS_PER_BUDGET_CHECK - 1 and self.out_of_time():
                 self.complete = False
                 break
-            head = read_at(f, chunk_offset(slot), CHUNK_HEADER_SIZE).ljust(CHUNK_HEADER_SIZE, b"\0")
+            head = f.chunk_header(slot)
             if head[:8] != CHUNK_MAGIC:
                 if head[:8] == bytes(8):
                     self.stats.chunks_empty += 1
@@ -229,31 +240,39 @@ class _Scan:
                     self.stats.chunks_bad += 1
                 continue
             found.append(chunk_info(slot, head))
-        found.sort(key=lambda c: (c.first, c.slot))
+        if len(found) > 1:
+            found.sort(key=lambda c: (c.first, c.slot))
         return found
 
-    def _scan_chunk(self, buf: bytes, info: ChunkInfo) -> None:
+    def _scan_chunk(self, f: FileReader, info: ChunkInfo) -> None:
         self.stats.chunks_scanned += 1
-        if self.render_all:
-            hit, lowered, refs = True, b"", ()
-        else:
-            lowered = buf[:data_end(buf, info)].lower()  # slack is never decoded: never searched
-            hit = self.needle.in_(lowered)
-            refs = matching_template_refs(buf, lowered, self.needle, info.free) if hit else ()
-        if not hit:  # nothing to decode: only the count and the cursor's anchor are needed
-            intact = intact_records(buf, info)
-            if intact is not None:
-                count, offset, size, stale = intact
-                self.stats.records_seen += count
-                self.stats.chunks_stale_slack += stale
-                if info.last > self.cursor.last_record_number:
-                    self._move_anchor(buf, info, info.last, offset, size)
-                return
-        renderer = None
+        outcome = None if self.render_all else self._counted_from_header(f, info)
+        if outcome is _COUNTED:
+            return
+        buf = f.chunk(info.slot)
         counts = WalkCounts()
+        records = None
+        hit, lowered, refs = self.render_all, b"", ()
+        if outcome is None and not self.render_all:
+            last = believed_last(buf, info)
+            if last is not None:
+                end = info.free
+            else:  # the walk decides where the records end: search no slack
+                records = list(walk_records(buf, info.free, counts, self.since))
+                end = records[-1][0] + records[-1][1] if records else CHUNK_HEADER_SIZE
+            if self.needle.may_be_in(buf[:end]):  # slack is never decoded: never searched
+                lowered = buf[:end].lower()
+                hit = self.needle.in_(lowered)
+                refs = matching_template_refs(buf, lowered, self.needle, info.free) if hit else ()
+            if not hit and (intact := intact_records(buf, info, last)) is not None:
+                self._count_intact(buf, info, intact)  # a stale record at the mark: counted here
+                return
+        if records is None:
+            records = walk_records(buf, info.free, counts, self.since)
+        renderer = None
         top = (self.cursor.last_record_number, -1, 0)  # the highest record: the cursor's anchor
         try:
-            for offset, size, number in walk_records(buf, info.free, counts, self.since):
+            for offset, size, number in records:
                 if number > top[0]:
                     top = (number, offset, size)
                 if not hit or number <= self.since:
@@ -262,7 +281,7 @@ class _Scan:
                         or any(ref in buf[offset:offset + size] for ref in refs)):
                     continue
                 if renderer is None:
-                    renderer = ChunkRenderer(buf, self.use_python_evtx)
+                    renderer = ChunkRenderer(buf, self.use_python_evtx, self.decoder_first)
                 self._render(renderer, offset, size, number)
                 if self.out_of_time():
                     self.complete = False
@@ -273,6 +292,38 @@ class _Scan:
             self.stats.chunks_stale_slack += 1 if counts.slack else 0
             self.stats.records_fallback += renderer.fallbacks if renderer is not None else 0
             self._move_anchor(buf, info, *top)
+
+    def _counted_from_header(self, f: FileReader, info: ChunkInfo) -> object:
+        """Count a chunk without the provider's name from its header, reading it only up to its
+        end-of-data mark: what most chunks of a log need, and most of a small export's cost.
+
+        ``_COUNTED`` when done; ``_NO_NAME`` when the header is believed, the name is not in the
+        records but their CRC32 fails (the whole chunk is walked, nothing rendered); None when the
+        header cannot be believed, a record lies at the mark (a lagging header, or stale slack to
+        count), or the name may be there: the whole chunk is read and decides.
+        """
+        free = info.free
+        if not info.trusted or not CHUNK_HEADER_SIZE < free <= CHUNK_SIZE - MIN_RECORD_SIZE:
+            return None
+        head = f.read(FILE_HEADER_SIZE + info.slot * CHUNK_SIZE, free + 4)
+        if head[free:] == RECORD_MAGIC or self.needle.may_be_in(head):  # 4 bytes more: at worst a false "may"
+            return None
+        last = last_record(head, info)
+        if last is None:
+            return None
+        if not records_crc_ok(head, info):  # damaged records: walk them, but the header is believed,
+            return _NO_NAME  # so nothing past the mark is searched, as in the full path: no candidate
+        self.stats.records_seen += info.last - info.first + 1
+        if info.last > self.cursor.last_record_number:
+            self._move_anchor(head, info, info.last, *last)
+        return _COUNTED
+
+    def _count_intact(self, buf: bytes, info: ChunkInfo, intact: tuple[int, int, int, bool]) -> None:
+        count, offset, size, stale = intact
+        self.stats.records_seen += count
+        self.stats.chunks_stale_slack += stale
+        if info.last > self.cursor.last_record_number:
+            self._move_anchor(buf, info, info.last, offset, size)
 
     def _move_anchor(self, buf: bytes, info: ChunkInfo, number: int, offset: int, size: int) -> None:
         if offset >= 0:
