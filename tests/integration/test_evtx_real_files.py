@@ -8,7 +8,9 @@ the Rust ``evtx`` parser is in test_evtx_command.py.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import re
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,21 +81,32 @@ def test_real_file_is_read_and_yields_no_false_owa_event(real_dir, name):
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_every_record_is_decoded_and_the_prefilter_drops_none(real_dir, name):
     """Every provider's events: a scan for that provider (prefiltered, rendered by python-evtx where
-    it can, as the collector reads) finds exactly the records of that provider in a scan decoding
+    it can, as the collector reads) finds exactly the events of that provider in a scan decoding
     every record with the project's decoder alone; and no templated record needed the fallback."""
     everything = scan_file(real_dir / name, provider=None, use_python_evtx=False)
     assert everything.error is None
     if name not in DAMAGED:
         assert len(everything.events) == DOCUMENTED[name] and everything.stats.records_unreadable == 0
-    by_provider: dict[str, list[int]] = defaultdict(list)
+    by_provider: dict[str, list] = defaultdict(list)
     for event in everything.events:
-        by_provider[event.provider].append(event.record_number)
-    for provider, numbers in by_provider.items():
+        by_provider[event.provider].append(event)
+    for provider, events in by_provider.items():
         found = scan_file(real_dir / name, provider=provider)
-        assert [e.record_number for e in found.events] == numbers, provider
+        # Field for field (the `evtx` command renders with the decoder first, the collector with
+        # python-evtx: the command's comparison with the Rust parser holds for both), but for the
+        # control characters XML cannot carry, which python-evtx's text drops and the decoder keeps
+        # (one string each in malformed-ascii-strings.evtx and security-bad-string-cache.evtx).
+        assert found.events == [_without_control_characters(e) for e in events], provider
         # python-evtx rendered them all: in security-bad-string-cache.evtx an Eventlog record names a
         # string missing from its chunk's string table, which stock python-evtx raises KeyError on.
         assert found.stats.records_fallback == 0, provider
+
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _without_control_characters(event):
+    return dataclasses.replace(event, data=tuple(_XML_INVALID.sub("", d) for d in event.data))
 
 
 @pytest.mark.parametrize("name", sorted(DIRTY_HEADER_DEFAULT_WALK))

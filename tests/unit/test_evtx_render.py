@@ -114,3 +114,57 @@ def test_a_record_python_evtx_raises_on_falls_back_to_the_decoder_and_is_counted
     assert "python-evtx failed" in caplog.text and "decoding it instead" in caplog.text
     with pytest.raises(Exception):
         pyevtx.render(pyevtx.Chunk(buf), offset)  # what the fallback caught
+
+
+def test_decoder_first_reads_templated_records_without_python_evtx_and_gives_the_same_events(
+        tmp_path, python_evtx_calls):
+    path = tmp_path / "mixed.evtx"
+    _mixed_log(path)
+    routed = scan_file(path, provider=None).events
+    python_evtx_calls.clear()
+    first = scan_file(path, provider=None, decoder_first=True)
+    assert python_evtx_calls == [] and first.stats.records_fallback == 0
+    assert first.events == routed  # every field, exact ticks included
+
+
+def _chunk_nested(depth: int) -> tuple[bytes, int, int]:
+    """One templated record whose template nests ``depth`` elements named Deep, one in the other."""
+    template_at, record_at = 0x1000, 0x200
+    body = bytearray(b"\x0f\x01\x01\x00")
+    name_at = template_at + 24 + len(body) + 7  # where the first element's name offset ends
+    body += b"\x01\xff\xff" + struct.pack("<I", 0) + struct.pack("<IIHH", name_at + 4, 0, 0, 4)
+    body += "Deep".encode("utf-16-le") + b"\0\0" + b"\x02"
+    for _ in range(depth - 1):  # the same name, by offset
+        body += b"\x01\xff\xff" + struct.pack("<I", 0) + struct.pack("<I", name_at + 4) + b"\x02"
+    body += b"\x04" * depth + b"\x00"
+    definition = struct.pack("<I", 0) + b"\x11" * 16 + struct.pack("<I", len(body)) + bytes(body)
+    record_body = b"\x0f\x01\x01\x00\x0c\x01" + b"\0" * 4 + struct.pack("<I", template_at) + struct.pack("<I", 0)
+    size = (0x18 + len(record_body) + 4 + 7) & ~7
+    record = (b"\x2a\x2a\x00\x00" + struct.pack("<IQQ", size, 1, T0_TICKS) + record_body).ljust(size - 4, b"\0")
+    buf = bytearray(0x10000)
+    buf[record_at:record_at + size] = record + struct.pack("<I", size)
+    buf[template_at:template_at + len(definition)] = definition
+    return bytes(buf), record_at, size
+
+
+def _depth(root) -> int:
+    depth = 1
+    while root.elements():
+        root, depth = root.elements()[0], depth + 1
+    return depth
+
+
+def test_decoder_first_falls_back_to_python_evtx_and_counts_it(caplog):
+    from collectors.sources.evtx.binxml import MAX_DEPTH, BinXmlError, ChunkDecoder
+
+    buf, offset, size = _chunk_nested(MAX_DEPTH + 8)  # deeper than the decoder reads, not python-evtx
+    with pytest.raises(BinXmlError):
+        ChunkDecoder(buf).record(offset, size)  # what the fallback catches
+    renderer = ChunkRenderer(buf, decoder_first=True)
+    with caplog.at_level(logging.DEBUG, logger="collectors.sources.evtx.render"):
+        root = renderer.record(offset, size)
+    assert root.name == "Deep" and _depth(root) == MAX_DEPTH + 8 and renderer.fallbacks == 1
+    assert "the decoder failed" in caplog.text and "python-evtx tries it" in caplog.text
+    shallow, offset, size = _chunk_nested(3)
+    renderer = ChunkRenderer(shallow, decoder_first=True)
+    assert _depth(renderer.record(offset, size)) == 3 and renderer.fallbacks == 0

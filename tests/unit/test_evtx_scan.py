@@ -486,3 +486,49 @@ def test_stale_copies_in_slack_are_neither_events_nor_the_cursor(tmp_path):
         assert owa == [r.number for r in owa_records(writer)]  # once each, no 9023
         assert result.cursor.last_record_number == 300 and result.stats.records_seen == 300
         assert result.stats.chunks_stale_slack == 1 and result.stats.records_unreadable == 0
+
+
+def _scan_everything(path):
+    result = scan_file(path)
+    return [event_key(e) for e in result.events], asdict(result.stats), result.cursor.to_dict(), result.error
+
+
+def test_reads_without_pread_give_the_same_scan(log_file, tmp_path, monkeypatch):
+    """Windows has no os.pread: the reader seeks and reads there, with the same result."""
+    from collectors.sources.evtx import layout
+
+    small = tmp_path / "small.evtx"
+    application_log(20, 2, seed=3).write(small)
+    _writer, path = log_file
+    with_pread = [_scan_everything(p) for p in (path, small)]
+    monkeypatch.setattr(layout, "_pread", layout._seek_read)
+    assert [_scan_everything(p) for p in (path, small)] == with_pread
+    assert with_pread[1][1]["records_seen"] == 20 and len(with_pread[1][0]) == 2
+
+
+def test_a_chunk_without_the_name_is_read_only_up_to_its_mark(tmp_path, monkeypatch):
+    """A one-chunk export without MSExchange OWA events: the file header and the records, in one
+    read; never the 64 KiB chunk and its slack."""
+    from collectors.sources.evtx import layout
+
+    writer = EvtxWriter()
+    for i in range(12):
+        writer.add(EventSpec("MSExchange Common", 4999, T0 + timedelta(seconds=i), (f"report {i}",)))
+    path = tmp_path / "export.evtx"
+    writer.write(path)
+    reads: list[int] = []
+    real = layout._pread
+
+    def counting(fd, length, offset):
+        data = real(fd, length, offset)
+        reads.append(len(data))
+        return data
+
+    monkeypatch.setattr(layout, "_pread", counting)
+    result = scan_file(path)
+    assert result.error is None and result.events == [] and result.stats.records_seen == 12
+    assert result.cursor.last_record_number == 12
+    assert len(reads) == 1 and reads[0] <= layout.START_BYTES
+    reads.clear()
+    assert [e.record_number for e in scan_file(path, provider="MSExchange Common").events] == list(range(1, 13))
+    assert CHUNK_SIZE in reads  # a chunk with the name is read whole and walked
