@@ -20,8 +20,9 @@ Two optional views deepen that (settings, both on by default):
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from pydantic import Field as SettingField
 from pydantic import StrictBool
@@ -39,6 +40,9 @@ from collectors.contract import (
 from collectors.helpers.endpoints import LYNC, WINDOWS
 from collectors.helpers.names import fqdn
 from collectors.helpers.text import clean_text
+from collectors.sources.concurrent_calls import run_together
+from collectors.sources.lync_versions import LYNC_SERVER_VERSIONS
+from collectors.sources.lync_versions import as_fact as versions_fact
 from collectors.sources.normalize import parse_dotnet_datetime
 
 CMDLET = "Get-CsManagementStoreReplicationStatus"
@@ -49,6 +53,11 @@ FTA_EVENT_IDS = (1015, 1017)
 # What a CMS status answer may make us export; its properties are fixed by its .NET type.
 MAX_STATUS_PROPERTIES = 32
 MAX_STATUS_KEYS = 64
+# The `property` label of a point in time the CMS status reports: its .NET property (casefolded) -> what
+# the time is. Microsoft documents none of these names; a property not listed keeps its name, in snake_case.
+STATUS_TIME_LABELS = {
+    "lastheartbeats": "last_heartbeat",  # per agent server: when its CMS agent last reported in
+}
 
 REPLICA_STATE = Shape(
     CMDLET,
@@ -110,7 +119,8 @@ ACTIVE_AGENTS = MetricSpec(
 STATUS_TIMESTAMP = MetricSpec(
     "lync_owa_cms_status_timestamp_seconds",
     "gauge",
-    "Every point in time -CentralManagementStoreStatus reports (e.g. LastHeartbeats), by property and server.",
+    "Every point in time -CentralManagementStoreStatus reports, by what it is (e.g. last_heartbeat) and the "
+    "server it is about.",
     ("property", "server"),
 )
 FTA_EVENTS = MetricSpec(
@@ -144,7 +154,7 @@ class CmsReplicationSettings(CollectorSettings):
 class CmsStatus:
     active_master: str | None
     active_agents: dict[str, int]  # kind -> count
-    timestamps: list[tuple[str, str, float]]  # (property, server, unix time)
+    timestamps: list[tuple[str, str, float]]  # (property label, server, unix time)
 
 
 def _agent_kind(property_name: str) -> str | None:
@@ -156,6 +166,16 @@ def _agent_kind(property_name: str) -> str | None:
     if "replicator" in key:
         return "replicator"
     return None
+
+
+def status_time_label(property_name: str) -> str:
+    """The label value for a time the CMS status reports: a known property's meaning, else its name in
+    snake_case (LastHeartbeats -> last_heartbeat, SomeNewTime -> some_new_time)."""
+    known = STATUS_TIME_LABELS.get(property_name.casefold())
+    if known is not None:
+        return known
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", property_name)
+    return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_") or "unnamed"
 
 
 def _timestamp(value: Any) -> float | None:
@@ -187,12 +207,12 @@ def read_cms_status(obj: Mapping[str, Any]) -> CmsStatus:
                 moment = _timestamp(value[key])
                 server = fqdn(key)
                 if moment is not None and server:
-                    timestamps.append((name, server, moment))
+                    timestamps.append((status_time_label(name), server, moment))
         else:
             moment = _timestamp(value)
             if moment is not None:
                 # A plain DateTime of the CMS itself: about the active master.
-                timestamps.append((name, master or "unknown", moment))
+                timestamps.append((status_time_label(name), master or "unknown", moment))
     return CmsStatus(master, agents, timestamps)
 
 
@@ -253,6 +273,7 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
         FTA_LAST_SEEN,
     )
     cmdlets = ((LYNC, CMDLET), (WINDOWS, EVENT_CMDLET))
+    posts_facts = {"lync_frontend": (LYNC_SERVER_VERSIONS,)}
     cmdlet_parameters = {
         CMDLET: {"CentralManagementStoreStatus": None},
         EVENT_CMDLET: {"FilterHashtable": None, "MaxEvents": None},
@@ -260,12 +281,13 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
 
     def collect(self, ctx: Context) -> list[Sample]:
         settings = ctx.settings
-        samples = self._replicas(ctx)
+        # Three independent reads (two on the Lync endpoint, one on the Windows one), made at once.
+        reads: list[Callable[[], list[Sample]]] = [lambda: self._replicas(ctx)]
         if settings.central_management_store_status:
-            samples += self._cms_status(ctx)
+            reads.append(lambda: self._cms_status(ctx))
         if settings.file_transfer_agent_events:
-            samples += self._fta_events(ctx, settings.file_transfer_agent_max_events)
-        return samples
+            reads.append(lambda: self._fta_events(ctx, settings.file_transfer_agent_max_events))
+        return [sample for part in run_together(*reads) for sample in part]
 
     def _replicas(self, ctx: Context) -> list[Sample]:
         answer = ctx.run(LYNC, CMDLET, None, REPLICA_STATE)
@@ -284,6 +306,9 @@ class CmsReplicationCollector(Collector[CmsReplicationSettings, FtaEventState]):
                 samples.append(LAST_UPDATE_CREATION.sample(replica["LastUpdateCreation"].timestamp(), replica=name))
             version = clean_text(replica.get("ProductVersion"))[:32] or "unknown"
             samples.append(REPLICA_INFO.sample(1, replica=name, product_version=version))
+        # For the Exchange jobs that judge their version against Lync's (exchange_topology).
+        ctx.post(LYNC_SERVER_VERSIONS, versions_fact([(fqdn(r["ReplicaFqdn"]), r.get("ProductVersion"))
+                                                      for r in answer.objects]))
         return samples
 
     def _cms_status(self, ctx: Context) -> list[Sample]:

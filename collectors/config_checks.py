@@ -24,7 +24,7 @@ CONFIG_CHECK_OK = MetricSpec(
 @dataclass(frozen=True)
 class ConfigCheck:
     name: str
-    source: str  # the check in docs/checks.md: E4, E6, L2, L3, L4, H2
+    source: str  # the check in docs/checks.md: E4, E6, L2, L3, L4, H2, V1
     passes_when: str
     remediation: str
 
@@ -54,6 +54,36 @@ _CHECKS = (
         "(New-ExchangeCertificate -GenerateRequest -SubjectName CN=<pool fqdn> -DomainName <pool fqdn>,<server fqdn> "
         "-RequestFile <path>; Import-ExchangeCertificate), set IMCertificateThumbprint to it, then recycle "
         "MSExchangeOWAAppPool.",
+    ),
+    ConfigCheck(
+        "im_certificate_names_server",
+        "E3",
+        "The certificate IMCertificateThumbprint names carries this Exchange server's own FQDN (the target's host) in "
+        "its subject CN or a DNS SAN, as 001 advises for a certificate Lync and Exchange both trust (run when the "
+        "target's host is an FQDN).",
+        "Request the IM certificate from the internal CA with the server's FQDN in subject and SAN "
+        "(New-ExchangeCertificate -GenerateRequest -SubjectName CN=<server fqdn> -DomainName <server fqdn>,<pool fqdn> "
+        "-RequestFile <path>; Import-ExchangeCertificate), set IMCertificateThumbprint to it, then recycle "
+        "MSExchangeOWAAppPool.",
+    ),
+    ConfigCheck(
+        "im_setting_override_in_effect",
+        "E3",
+        "Exchange 2016/2019: the IMServerName and IMCertificateThumbprint the server has loaded (Get-ExchangeDiagnosticInfo "
+        "-Process MSExchangeMailboxAssistants -Component VariantConfiguration -Argument \"Config,Component=OwaServer\") "
+        "are the ones its IM setting override sets (run when the override sets both).",
+        "Get-ExchangeDiagnosticInfo -Server <server name> -Process Microsoft.Exchange.Directory.TopologyService "
+        "-Component VariantConfiguration -Argument Refresh, then Restart-WebAppPool MSExchangeOWAAppPool on that server.",
+    ),
+    ConfigCheck(
+        "im_certificate_chains_to_lync_root",
+        "E3",
+        "The chain OWA presents on the OWA trusted application's port ends at the root of a chain a Lync front end "
+        "presents on 5061 (the front ends trust their own root), or at a root listed in the tls_probe setting "
+        "lync_trusted_roots (tls_probe; run when both chains were read).",
+        "Issue the IM certificate from the CA the front ends trust (the internal CA of their Default certificate), set "
+        "IMCertificateThumbprint to it and recycle MSExchangeOWAAppPool; or import its root into the front ends' "
+        "Trusted Root Certification Authorities store and list it in lync_trusted_roots.",
     ),
     # E6: OWA virtual directories and mailbox policies
     ConfigCheck(
@@ -87,6 +117,17 @@ _CHECKS = (
         "The default OWA mailbox policy has InstantMessagingType OCS.",
         "Set-OwaMailboxPolicy -Identity <default policy> -InstantMessagingType OCS",
     ),
+    ConfigCheck(
+        "owa_mailbox_policies_im_off_unassigned",
+        "E6",
+        "No mailbox is assigned a non-default OWA mailbox policy with IM off (InstantMessagingEnabled False or "
+        "InstantMessagingType not OCS): those users get no IM in OWA. Counted with Get-CASMailbox -Filter "
+        "\"OWAMailboxPolicy -eq '<policy DN>'\", bounded (count_policy_mailboxes, mailbox_count_limit, "
+        "max_counted_policies, policies_counted_per_run, mailbox_count_interval); "
+        "lync_owa_mailbox_policy_im_off_mailboxes gives the counts.",
+        "Set-OwaMailboxPolicy -Identity <policy> -InstantMessagingEnabled $true -InstantMessagingType OCS, or "
+        "Set-CASMailbox -Identity <mailbox> -OwaMailboxPolicy <a policy with IM on> for its mailboxes.",
+    ),
     # L2: trusted application pool for OWA
     ConfigCheck(
         "trusted_pool_not_duplicating_um",
@@ -103,6 +144,28 @@ _CHECKS = (
         "New-CsTrustedApplicationPool -Identity <owa fqdn> -Registrar <pool fqdn> -Site <SiteID>; "
         "New-CsTrustedApplication -ApplicationId OutlookWebApp -TrustedApplicationPoolFqdn <owa fqdn> -Port 5199; "
         "Enable-CsTopology.",
+    ),
+    ConfigCheck(
+        "owa_trusted_application_port_accepts_tls",
+        "L2",
+        "This Exchange server completes a TLS handshake, from the exporter, on the port of every OutlookWebApp trusted "
+        "application whose pool stands for it (Get-CsTrustedApplication Port, read by lync_topology; probed by "
+        "tls_probe as <server fqdn>:<port>).",
+        "Set-CsTrustedApplication -Identity <owa pool fqdn>/urn:application:outlookwebapp -Port <the port OWA listens "
+        "on>, then Enable-CsTopology; or open the port in the server's firewall (the IIS worker of "
+        "MSExchangeOWAAppPool), then recycle MSExchangeOWAAppPool.",
+    ),
+    ConfigCheck(
+        "owa_server_known_to_lync",
+        "L2",
+        "This mailbox server (where OWA's IM endpoint runs) is known to Lync: it runs both UM services (Exchange "
+        "2013 with the Mailbox and Client Access roles on one computer, or 2016) and a SipName dial plan lists it, so "
+        "Lync autodiscovers it, or a trusted application pool hosting OutlookWebApp stands for it (its FQDN or one "
+        "of its computers; pools as a lync_topology job read them).",
+        "New-CsTrustedApplicationComputer -Identity <server fqdn> -Pool <OWA trusted pool fqdn> (or "
+        "New-CsTrustedApplicationPool -Identity <server fqdn> -Registrar <pool fqdn> -Site <SiteID> and "
+        "New-CsTrustedApplication -ApplicationId OutlookWebApp -TrustedApplicationPoolFqdn <server fqdn> -Port 5199), "
+        "then Enable-CsTopology.",
     ),
     ConfigCheck(
         "owa_trusted_pool_registrar_is_lync_pool",
@@ -132,6 +195,16 @@ _CHECKS = (
         "False requires OWA's requests to authenticate).",
         "Set-CsTrustedApplicationPool -Identity <owa fqdn> -TreatAsAuthenticated $True",
     ),
+    # V1: a version pair Microsoft supports for IM in OWA
+    ConfigCheck(
+        "exchange_lync_versions_supported",
+        "V1",
+        "Microsoft supports IM in OWA between this Exchange server's version (Get-ExchangeServer "
+        "AdminDisplayVersion) and every Lync server's (ProductVersion in Get-CsManagementStoreReplicationStatus): "
+        "fails only on Lync Server 2013 (5.x) with Exchange 2016 or later, the one pair Microsoft names unsupported.",
+        "Move the OWA integration to a Skype for Business Server pool (IMServerName, the OWA trusted application "
+        "pool's Registrar), or upgrade the Lync Server 2013 pool.",
+    ),
     # L3: the OAuthTokenIssuer certificate of the Lync front ends
     ConfigCheck(
         "lync_oauth_certificate_sip_domain",
@@ -145,10 +218,11 @@ _CHECKS = (
     ConfigCheck(
         "lync_oauth_certificate_key_size",
         "L3",
-        "The OAuthTokenIssuer certificate's key has at least 2048 bits (run only when the answer reports a key size: "
-        "Get-CsCertificate does not).",
-        "Request a certificate with a key of at least 2048 bits, then "
-        "Set-CsCertificate -Type OAuthTokenIssuer -Thumbprint <thumbprint> on one front end (the CMS replicates it).",
+        "The OAuthTokenIssuer certificate's key has at least 2048 bits (read from the certificate's DER in the front "
+        "end's Cert:\\LocalMachine\\My; not judged when that store does not hold it).",
+        "Request a certificate with a key of at least 2048 bits, then Set-CsCertificate -Identity global "
+        "-Type OAuthTokenIssuer -Thumbprint <thumbprint> once, on one front end (replication deploys it to every "
+        "front end).",
     ),
     # L4: OAuth and autodiscover
     ConfigCheck(

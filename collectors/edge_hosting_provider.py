@@ -5,7 +5,10 @@ Management Store, which is what the Edge acts on. The Exchange Online provider (
 ProxyFqdn ``exap.um.outlook.com``, or ``exap.um.partner.outlook.cn`` for Office 365 operated by
 21Vianet, or by the ``identity`` setting) must be there with Enabled, EnabledSharedAddressSpace,
 HostsOCSUsers False, IsLocal False and VerificationLevel UseSourceVerification.
-H2. ``Get-CsAccessEdgeConfiguration -LocalStore``: AllowFederatedUsers must be True.
+H2. ``Get-CsAccessEdgeConfiguration -LocalStore``: AllowFederatedUsers must be True, and federation must be
+routed by DNS SRV records (RoutingMethod UseDnsSrvRouting): a default route (UseDefaultRouting) can only
+be assigned once every hosting provider is deleted (Microsoft's reference for Set-CsAccessEdgeConfiguration,
+-DefaultRouteFqdn), so it cannot coexist with the Exchange Online provider H1 requires.
 
 Drift: where each copy is read. A real Edge is not a domain member and cannot reach the CMS (it only
 holds the replica the front end's File Transfer Agent pushes to it), and a front end cannot read an
@@ -77,15 +80,22 @@ HOSTING_PROVIDER = Shape(
 )
 ACCESS_EDGE = Shape(
     ACCESS_EDGE_CMDLET,
-    (Field("Identity", "str", required=False, nullable=True), Field("AllowFederatedUsers", "bool", nullable=True)),
+    (
+        Field("Identity", "str", required=False, nullable=True),
+        Field("AllowFederatedUsers", "bool", nullable=True),
+        # UseDnsSrvRouting or UseDefaultRouting (Microsoft's example output of Get-CsAccessEdgeConfiguration).
+        Field("RoutingMethod", "str", required=False, nullable=True),
+    ),
 )
+DNS_SRV_ROUTING = "usednssrvrouting"
+DEFAULT_ROUTING = "usedefaultrouting"
 
 # The settings H1 requires, by label value.
 SETTINGS_CHECKED = (
     "enabled",
-    "shared_address_space",
-    "hosts_ocs_users_false",
-    "is_local_false",
+    "enabled_shared_address_space",
+    "hosts_ocs_users",
+    "is_local",
     "verification_level",
     "proxy_fqdn",
 )
@@ -117,6 +127,12 @@ FEDERATION_ENABLED = MetricSpec(
     "lync_owa_edge_federation_enabled",
     "gauge",
     "1 when the Edge's access edge configuration allows federated users (AllowFederatedUsers), else 0.",
+)
+FEDERATION_DNS_SRV_ROUTING = MetricSpec(
+    "lync_owa_edge_federation_dns_srv_routing",
+    "gauge",
+    "1 when the Access Edge routes federation by DNS SRV records (RoutingMethod UseDnsSrvRouting), 0 with a "
+    "default route (UseDefaultRouting); absent when the answer names no routing method.",
 )
 CMS_COMPARED = MetricSpec(
     "lync_owa_edge_hosting_provider_cms_compared",
@@ -215,12 +231,18 @@ def setting_checks(provider: Provider, proxy_fqdns: Iterable[str]) -> dict[str, 
     """Each setting H1 requires -> whether the provider has it (a null value is not the required one)."""
     return {
         "enabled": provider.enabled is True,
-        "shared_address_space": provider.enabled_shared_address_space is True,
-        "hosts_ocs_users_false": provider.hosts_ocs_users is False,
-        "is_local_false": provider.is_local is False,
+        "enabled_shared_address_space": provider.enabled_shared_address_space is True,
+        "hosts_ocs_users": provider.hosts_ocs_users is False,
+        "is_local": provider.is_local is False,
         "verification_level": provider.verification_level == REQUIRED_VERIFICATION_LEVEL,
         "proxy_fqdn": provider.proxy_fqdn in set(proxy_fqdns),
     }
+
+
+def routes_by_dns_srv(routing_method: Any) -> bool | None:
+    """RoutingMethod -> True (DNS SRV), False (a default route), None (absent or a value not documented)."""
+    name = clean_text(routing_method).casefold()
+    return {DNS_SRV_ROUTING: True, DEFAULT_ROUTING: False}.get(name)
 
 
 def compare_with_cms(local: Provider | None, cms: Provider | None) -> dict[str, bool]:
@@ -257,10 +279,18 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
     roles = frozenset({"lync_edge", "lync_frontend"})
     settings_model = EdgeHostingProviderSettings
     state_model = EdgeState
-    metrics = (EDGE_PRESENT, SETTING_OK, FEDERATION_ENABLED, CMS_COMPARED, MATCHES_CMS, CMS_PRESENT, HYBRID_APPLICABLE)
+    metrics = (EDGE_PRESENT, SETTING_OK, FEDERATION_ENABLED, FEDERATION_DNS_SRV_ROUTING, CMS_COMPARED, MATCHES_CMS,
+               CMS_PRESENT, HYBRID_APPLICABLE)
     # The CMS copy on a front end (/OcsPowershell), the local store on the Edge (WinRM).
     cmdlets = ((LYNC, PROVIDER_CMDLET), (WINDOWS, PROVIDER_CMDLET), (WINDOWS, ACCESS_EDGE_CMDLET))
     cmdlet_parameters = {PROVIDER_CMDLET: {"LocalStore": None}, ACCESS_EDGE_CMDLET: {"LocalStore": None}}
+    posts_facts = {"lync_frontend": (CMS_PROVIDER,)}
+    reads_facts = {"lync_edge": (CMS_PROVIDER,)}
+
+    def post_facts(self, ctx: Context) -> None:
+        """The CMS copy alone (one call), for the Edge jobs of a shard that polls no front end."""
+        if "lync_frontend" in ctx.target.roles:
+            self._read_cms(ctx, ctx.settings)
 
     def collect(self, ctx: Context) -> list[Sample]:
         settings = ctx.settings
@@ -279,9 +309,16 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
 
     def _read_edge(self, ctx: Context, settings: EdgeHostingProviderSettings) -> list[Sample]:
         local = read_providers(ctx.run(WINDOWS, PROVIDER_CMDLET, LOCAL_STORE, HOSTING_PROVIDER).objects)
-        federated = self._allow_federated_users(ctx)
+        access_edge = self._access_edge(ctx)
         provider = select_provider(local, settings.identity, settings.proxy_fqdns)
+        federated = access_edge["AllowFederatedUsers"] is True
         samples = [EDGE_PRESENT.sample(1 if provider else 0), FEDERATION_ENABLED.sample(1 if federated else 0)]
+        dns_srv = routes_by_dns_srv(access_edge.get("RoutingMethod"))
+        if dns_srv is None:
+            ctx.log.debug("%s: no known RoutingMethod (%r): federation routing not judged",
+                          ctx.target.name, access_edge.get("RoutingMethod"))
+        else:
+            samples.append(FEDERATION_DNS_SRV_ROUTING.sample(1 if dns_srv else 0))
         if provider is not None:
             checks = setting_checks(provider, settings.proxy_fqdns)
             samples += [SETTING_OK.sample(1 if checks[name] else 0, setting=name) for name in SETTINGS_CHECKED]
@@ -298,13 +335,13 @@ class EdgeHostingProviderCollector(Collector[EdgeHostingProviderSettings, EdgeSt
             samples += [MATCHES_CMS.sample(1 if equal else 0, field=name) for name, equal in drift.items()]
         return samples
 
-    def _allow_federated_users(self, ctx: Context) -> bool:
+    def _access_edge(self, ctx: Context) -> Mapping[str, Any]:
+        """The Global access edge configuration of the Edge's local store (the only scope there is)."""
         objects = ctx.run(WINDOWS, ACCESS_EDGE_CMDLET, LOCAL_STORE, ACCESS_EDGE).objects
         if not objects:
             where = f"{ctx.where(WINDOWS)} {ACCESS_EDGE_CMDLET}"
             raise CollectError(ErrorKind.SHAPE, where, "answered no access edge configuration (expected Global)")
-        chosen = next((o for o in objects if clean_text(o.get("Identity")).casefold() == "global"), objects[0])
-        return chosen["AllowFederatedUsers"] is True
+        return next((o for o in objects if clean_text(o.get("Identity")).casefold() == "global"), objects[0])
 
     def _cms_copy(self, ctx: Context, settings: EdgeHostingProviderSettings) -> Posted[Provider | None] | None:
         copy = ctx.facts.fresh(CMS_PROVIDER)

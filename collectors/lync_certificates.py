@@ -9,16 +9,22 @@ end, at least 2048 bits, with the SIP domain in its subject. One job sees one fr
 ``lync_owa_lync_oauth_certificate_info{thumbprint}`` and a rule compares them
 (``count(count by (thumbprint) (lync_owa_lync_oauth_certificate_info)) > 1``).
 
-``Get-CsCertificate`` reports no key size (Use, Thumbprint, Subject, Issuer, validity, AlternativeNames,
-...): the key size is exported, and judged, only when an answer carries one (``KeySize`` or
-``PublicKeySize``, e.g. from a JEA proxy command that adds it); otherwise it is unknown, not failed.
+``Get-CsCertificate`` reports no key size: it returns ``CertificateReference`` objects (Use, Thumbprint,
+Subject, Issuer, validity, AlternativeNames, ...; Microsoft's reference for Get-CsCertificate). The
+OAuthTokenIssuer certificate is deployed to every front end by Lync's replication ("Assign a
+server-to-server authentication certificate to Skype for Business Server"), so on a front end its key
+size is read from the certificate itself: ``Get-Item -LiteralPath Cert:\\LocalMachine\\My\\<thumbprint>``
+on the Windows endpoint, whose answer carries the DER (``RawData``, PowerShell's type table for
+X509Certificate2). An answer that does carry a key size (``KeySize`` or ``PublicKeySize``, e.g. from a
+JEA proxy command) is used as it is. A certificate not in the store, or a Windows endpoint that fails,
+leaves the key size unknown (logged), not failed: the expiry data of this job does not depend on it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from pydantic import field_validator
@@ -26,6 +32,7 @@ from pydantic import field_validator
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
 from collectors.contract import (
     CollectContext,
+    CollectError,
     Collector,
     CollectorSettings,
     Field,
@@ -34,6 +41,8 @@ from collectors.contract import (
     Sample,
     Shape,
 )
+from collectors.helpers.certificates import CertificateUnreadable, facts_from_der
+from collectors.helpers.cmdlet_policy import Matching
 from collectors.helpers.endpoints import LYNC, WINDOWS, lync_endpoint
 from collectors.helpers.names import fqdn, is_host_name
 from collectors.helpers.text import clean_text
@@ -44,6 +53,13 @@ OAUTH_USE = "OAuthTokenIssuer"
 MIN_OAUTH_KEY_BITS = 2048
 # Properties that may carry a key size; the Lync cmdlet itself has none.
 KEY_SIZE_PROPERTIES = ("KeySize", "PublicKeySize")
+
+# The OAuth certificate itself, from the front end's machine store (its DER carries the key).
+STORE_ITEM_CMDLET = "Get-Item"
+STORE_PATH = "Cert:\\LocalMachine\\My\\{thumbprint}"
+STORE_PATH_RULE = Matching(r"Cert:\\LocalMachine\\My\\[0-9A-F]{40}")
+STORE_NOT_FOUND_IDS = ("PathNotFound", "ItemNotFound")
+STORE_CERTIFICATE = Shape(STORE_ITEM_CMDLET, (Field("RawData", "bytes"),))
 
 CHECK_OAUTH_SIP_DOMAIN = "lync_oauth_certificate_sip_domain"
 CHECK_OAUTH_KEY_SIZE = "lync_oauth_certificate_key_size"
@@ -75,9 +91,9 @@ NOT_BEFORE = MetricSpec(
     _LABELS,
 )
 KEY_SIZE = MetricSpec(
-    "lync_owa_lync_certificate_key_size_bits",
+    "lync_owa_lync_certificate_key_bit_length",
     "gauge",
-    "Key size of the Lync certificate assigned to this use; only when the answer reports one.",
+    "Key size in bits of the Lync certificate assigned to this use; only when it is known.",
     _LABELS,
 )
 OAUTH_INFO = MetricSpec(
@@ -217,8 +233,9 @@ class LyncCertificatesCollector(Collector[LyncCertificateSettings, NoState]):
     roles = frozenset({"lync_frontend", "lync_edge"})
     settings_model = LyncCertificateSettings
     metrics = (NOT_AFTER, NOT_BEFORE, KEY_SIZE, OAUTH_INFO, CONFIG_CHECK_OK)
-    cmdlets = ((LYNC, CMDLET), (WINDOWS, CMDLET))  # front ends: /OcsPowershell; Edge: WinRM
-    cmdlet_parameters = {CMDLET: {}}
+    # Front ends: /OcsPowershell; Edge: WinRM. A front end's OAuth certificate key: its store, over WinRM.
+    cmdlets = ((LYNC, CMDLET), (WINDOWS, CMDLET), (WINDOWS, STORE_ITEM_CMDLET))
+    cmdlet_parameters = {CMDLET: {}, STORE_ITEM_CMDLET: {"LiteralPath": STORE_PATH_RULE}}
 
     def collect(self, ctx: Context) -> list[Sample]:
         answer = ctx.run(lync_endpoint(ctx.target.roles), CMDLET, None, CERTIFICATE)
@@ -252,6 +269,10 @@ class LyncCertificatesCollector(Collector[LyncCertificateSettings, NoState]):
         samples: list[Sample] = []
         if oauth is not None:
             samples.append(OAUTH_INFO.sample(1, thumbprint=oauth.thumbprint))
+            if oauth.key_size is None:
+                oauth = replace(oauth, key_size=_store_key_size(ctx, oauth.thumbprint))
+                if oauth.key_size is not None:
+                    samples.append(KEY_SIZE.sample(oauth.key_size, **oauth.labels))
         if domain is None:
             ctx.log.debug("no sip_domain setting and no global lync_pool_fqdn: OAuth subject not judged")
         else:
@@ -261,3 +282,26 @@ class LyncCertificatesCollector(Collector[LyncCertificateSettings, NoState]):
         if oauth is not None and oauth.key_size is not None:
             samples.append(check_sample(CHECK_OAUTH_KEY_SIZE, oauth.key_size >= MIN_OAUTH_KEY_BITS))
         return samples
+
+
+def _store_key_size(ctx: Context, thumbprint: str) -> int | None:
+    """The key size of the certificate ``thumbprint`` names in the front end's LocalMachine\\My, read
+    from its DER; None (logged) when the store does not hold it or cannot be read."""
+    if thumbprint == THUMBPRINT_MALFORMED:
+        return None
+    path = STORE_PATH.format(thumbprint=thumbprint)
+    try:
+        answer = ctx.run(WINDOWS, STORE_ITEM_CMDLET, {"LiteralPath": path}, STORE_CERTIFICATE,
+                         accept_error_ids=STORE_NOT_FOUND_IDS)
+    except CollectError as exc:
+        ctx.log.warning("%s: the OAuthTokenIssuer certificate's key size is unknown: %s", ctx.target.name, exc)
+        return None
+    if not answer.objects:
+        ctx.log.warning("%s: %s is not in the machine store: the OAuthTokenIssuer certificate's key size is unknown",
+                        ctx.target.name, path)
+        return None
+    try:
+        return facts_from_der(answer.objects[0]["RawData"]).key_size
+    except CertificateUnreadable as exc:
+        ctx.log.warning("%s: %s RawData: %s", ctx.target.name, path, exc)
+        return None

@@ -7,12 +7,14 @@ None, which silently turns IM off. On the back end 001 recommends against it ("i
 you do not enable instant messaging on your backend servers"): a back-end directory with IM enabled
 and type OCS is reported as a misconfiguration, not as broken IM. ``Get-OwaMailboxPolicy`` lists the
 organisation's policies: the default one decides for every mailbox without a policy of its own; every
-policy is exported too, so a dashboard shows which ones keep IM off.
+policy is exported too, so a dashboard shows which ones keep IM off, and a non-default policy with IM off
+is reported with the mailboxes assigned it (bounded counting: :mod:`collectors.helpers.owa_policy_mailboxes`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field as SettingField
@@ -20,13 +22,22 @@ from pydantic import Field as SettingField
 from collectors.config_checks import CONFIG_CHECK_OK, check_sample
 from collectors.contract import (
     CollectContext,
+    CollectError,
     Collector,
     CollectorSettings,
+    Duration,
     Field,
     MetricSpec,
     Sample,
     Shape,
     label_value,
+)
+from collectors.helpers.owa_policy_mailboxes import CMDLET as CAS_MAILBOX_CMDLET
+from collectors.helpers.owa_policy_mailboxes import (
+    MailboxCounts,
+    count_of,
+    is_safe_dn,
+    policy_filter,
 )
 from collectors.helpers.text import clean_text
 
@@ -48,6 +59,7 @@ MAILBOX_POLICY = Shape(
     (
         Field("Name", "str", required=False, nullable=True),
         Field("Identity", "str", required=False, nullable=True),
+        Field("DistinguishedName", "str", required=False, nullable=True),
         Field("IsDefault", "bool", required=False, nullable=True),
         Field("InstantMessagingEnabled", "bool", nullable=True),
         Field("InstantMessagingType", "str", nullable=True),
@@ -66,6 +78,21 @@ POLICY_IM_TYPE_OCS = MetricSpec(
     "1 when the OWA mailbox policy has InstantMessagingType OCS.",
     ("policy",),
 )
+POLICY_MAILBOXES = MetricSpec(
+    "lync_owa_mailbox_policy_im_off_mailboxes",
+    "gauge",
+    "Mailboxes assigned this non-default OWA mailbox policy with IM off (they get no IM in OWA), counted up to "
+    "mailbox_count_limit.",
+    ("policy",),
+)
+POLICY_MAILBOXES_CAPPED = MetricSpec(
+    "lync_owa_mailbox_policy_im_off_mailboxes_capped",
+    "gauge",
+    "1 when more mailboxes than mailbox_count_limit are assigned the policy (the count is a lower bound).",
+    ("policy",),
+)
+CAS_MAILBOX = Shape(CAS_MAILBOX_CMDLET, (Field("Name", "str", required=False, nullable=True),))
+CHECK_POLICIES_UNASSIGNED = "owa_mailbox_policies_im_off_unassigned"
 
 
 class OwaImSettingsSettings(CollectorSettings):
@@ -73,6 +100,12 @@ class OwaImSettingsSettings(CollectorSettings):
     exchange_server: str | None = SettingField(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.-]+$")
     # At most this many mailbox policies are exported one by one (the default policy always is).
     max_policies: int = SettingField(default=50, ge=1, le=1000)
+    # Count the mailboxes of non-default policies with IM off (Get-CASMailbox -Filter, bounded below).
+    count_policy_mailboxes: bool = True
+    mailbox_count_limit: int = SettingField(default=100, ge=1, le=100_000)
+    max_counted_policies: int = SettingField(default=10, ge=1, le=100)
+    policies_counted_per_run: int = SettingField(default=1, ge=1, le=100)
+    mailbox_count_interval: Duration = SettingField(default=3600.0)
 
 
 def im_enabled(obj: dict[str, Any]) -> bool:
@@ -106,6 +139,8 @@ def default_policy(policies: list[dict[str, Any]]) -> dict[str, Any] | None:
 class OwaImSettingsState:
     no_vdir_logged: bool = False  # the warning about a missing virtual directory was given
     policies_truncated: int | None = None  # the policy count last warned about (max_policies)
+    mailbox_counts: MailboxCounts = field(default_factory=MailboxCounts)
+    uncounted_logged: tuple[str, ...] = ()  # policies last warned about as not countable
 
 
 Context = CollectContext[OwaImSettingsSettings, OwaImSettingsState]
@@ -116,17 +151,24 @@ class OwaImSettingsCollector(Collector[OwaImSettingsSettings, OwaImSettingsState
     roles = frozenset({"exchange_client_access"})
     settings_model = OwaImSettingsSettings
     state_model = OwaImSettingsState
-    metrics = (CONFIG_CHECK_OK, POLICY_IM_ENABLED, POLICY_IM_TYPE_OCS)
-    cmdlets = (("exchange", "Get-OwaVirtualDirectory"), ("exchange", "Get-OwaMailboxPolicy"))
+    metrics = (CONFIG_CHECK_OK, POLICY_IM_ENABLED, POLICY_IM_TYPE_OCS, POLICY_MAILBOXES, POLICY_MAILBOXES_CAPPED)
+    cmdlets = (("exchange", "Get-OwaVirtualDirectory"), ("exchange", "Get-OwaMailboxPolicy"),
+               ("exchange", CAS_MAILBOX_CMDLET))
     cmdlet_parameters = {
         "Get-OwaVirtualDirectory": {"Server": None, "ShowMailboxVirtualDirectories": None},
         "Get-OwaMailboxPolicy": {},
+        CAS_MAILBOX_CMDLET: {"Filter": None, "ResultSize": None},
     }
 
     def collect(self, ctx: Context) -> list[Sample]:
         settings = ctx.settings
         server = settings.exchange_server or ctx.target.host
-        return self._virtual_directories(ctx, server) + self._mailbox_policies(ctx, settings.max_policies)
+        samples = self._virtual_directories(ctx, server)
+        policies = self._read_policies(ctx)
+        samples += self._mailbox_policies(ctx, policies, settings.max_policies)
+        if settings.count_policy_mailboxes:
+            samples += self._policy_mailboxes(ctx, policies)
+        return samples
 
     def _virtual_directories(self, ctx: Context, server: str) -> list[Sample]:
         parameters = {"Server": server, "ShowMailboxVirtualDirectories": True}
@@ -144,9 +186,12 @@ class OwaImSettingsCollector(Collector[OwaImSettingsSettings, OwaImSettingsState
             check_sample("owa_backend_vdir_im_not_enabled", not any(im_enabled(v) and im_type_ocs(v) for v in back_end)),
         ]
 
-    def _mailbox_policies(self, ctx: Context, limit: int) -> list[Sample]:
+    @staticmethod
+    def _read_policies(ctx: Context) -> list[dict[str, Any]]:
         answer = ctx.run("exchange", "Get-OwaMailboxPolicy", None, MAILBOX_POLICY)
-        policies = [p for p in answer.objects if policy_name(p)]
+        return [p for p in answer.objects if policy_name(p)]
+
+    def _mailbox_policies(self, ctx: Context, policies: list[dict[str, Any]], limit: int) -> list[Sample]:
         default = default_policy(policies)
         samples: list[Sample] = []
         if default is not None:
@@ -173,4 +218,51 @@ class OwaImSettingsCollector(Collector[OwaImSettingsSettings, OwaImSettingsState
             seen.add(key)
             samples.append(POLICY_IM_ENABLED.sample(1 if im_enabled(policy) else 0, policy=name))
             samples.append(POLICY_IM_TYPE_OCS.sample(1 if im_type_ocs(policy) else 0, policy=name))
+        return samples
+
+    def _policy_mailboxes(self, ctx: Context, policies: list[dict[str, Any]]) -> list[Sample]:
+        """The mailboxes of each non-default policy with IM off: a bounded number of counts per run, each
+        policy again only after the interval (collectors.helpers.owa_policy_mailboxes)."""
+        settings, state = ctx.settings, ctx.state
+        default = default_policy(policies)
+        im_off = sorted((p for p in policies if p is not default and not (im_enabled(p) and im_type_ocs(p))),
+                        key=lambda p: policy_name(p).casefold())
+        countable = [p for p in im_off if is_safe_dn(p.get("DistinguishedName"))]
+        uncountable = tuple(policy_name(p) for p in im_off if p not in countable)
+        if uncountable and uncountable != state.uncounted_logged:
+            ctx.log.warning("OWA mailbox policies with IM off whose DistinguishedName cannot go into a filter, not "
+                            "counted: %s", ", ".join(uncountable))
+        state.uncounted_logged = uncountable
+        if len(countable) > settings.max_counted_policies:
+            ctx.log.info("%d non-default OWA mailbox policies have IM off; counting the first %d "
+                         "(max_counted_policies)", len(countable), settings.max_counted_policies)
+            countable = countable[:settings.max_counted_policies]
+        wanted = tuple(clean_text(p.get("DistinguishedName")) for p in countable)
+        counts = state.mailbox_counts
+        counts.keep_only(wanted)
+        for dn in counts.due(wanted, time.monotonic(), settings.mailbox_count_interval,
+                             settings.policies_counted_per_run):
+            parameters = {"Filter": policy_filter(dn), "ResultSize": str(settings.mailbox_count_limit + 1)}
+            try:
+                answer = ctx.run("exchange", CAS_MAILBOX_CMDLET, parameters, CAS_MAILBOX)
+            except CollectError as exc:
+                # The counts are a report: a refused count leaves the policy uncounted, the run goes on.
+                ctx.log.warning("counting the mailboxes of OWA mailbox policy %s failed: %s", dn, exc)
+                counts.failed_at[dn] = time.monotonic()
+                continue
+            counts.failed_at.pop(dn, None)
+            counts.counts[dn] = count_of(answer.objects, settings.mailbox_count_limit, time.monotonic())
+        samples: list[Sample] = []
+        for policy in countable:
+            found = counts.counts.get(clean_text(policy.get("DistinguishedName")))
+            if found is None:
+                continue
+            name = policy_name(policy)
+            samples.append(POLICY_MAILBOXES.sample(found.mailboxes, policy=name))
+            samples.append(POLICY_MAILBOXES_CAPPED.sample(1 if found.capped else 0, policy=name))
+        if samples:
+            assigned = any(s.value > 0 for s in samples if s.spec is POLICY_MAILBOXES)
+            samples.append(check_sample(CHECK_POLICIES_UNASSIGNED, not assigned))
+        elif not im_off:
+            samples.append(check_sample(CHECK_POLICIES_UNASSIGNED, True))
         return samples

@@ -39,7 +39,7 @@ def exporter_dashboard(runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, An
               "short", kind="stat", width=6, height=5),
         Panel("Oldest data", "Age of the oldest successful collection among all jobs: how stale the least "
               "fresh check is. A job's data is dropped three intervals after its last success.",
-              [Query(f"max(time() - (lync_owa_collector_last_success_timestamp_seconds{sel()} > 0))", "age",
+              [Query(f"max(time() - lync_owa_collector_last_success_timestamp_seconds{sel()})", "age",
                      instant=True)],
               "s", kind="stat", width=6, height=5, thresholds=[(None, "green"), (600, "orange"), (1800, "red")]),
         Panel("Exporter version", "The exporter's version and Python, from lync_owa_build_info.",
@@ -64,7 +64,7 @@ def exporter_dashboard(runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, An
               "ops", width=12),
         Panel("Data age per job", "Seconds since each job's last success; it should stay below the job's "
               "interval plus its timeout.",
-              [Query(f"time() - (lync_owa_collector_last_success_timestamp_seconds{sel()} > 0)",
+              [Query(f"time() - lync_owa_collector_last_success_timestamp_seconds{sel()}",
                      "{{collector}} / {{target}}")],
               "s", width=12),
         Panel("Runs per second", "Collector runs per second, successful or not, per collector.",
@@ -140,24 +140,24 @@ def im_dashboard(runbook_base: str = DEFAULT_RUNBOOK_BASE) -> dict[str, Any]:
         Panel("Last Event 112 and last pool start", "When IM last initialised (Event 112 of MSExchange OWA) and when "
               "the OWA worker process last started. A start newer than the last 112 by more than 30 minutes is "
               "broken IM.",
-              [Query(f"lync_owa_owa_im_initialised_timestamp_seconds{sel()} * 1000", "{{target}} last Event 112"),
-               Query(f"lync_owa_owa_app_pool_worker_start_timestamp_seconds{sel()} * 1000",
+              [Query(f"lync_owa_im_initialised_timestamp_seconds{sel()} * 1000", "{{target}} last Event 112"),
+               Query(f"lync_owa_app_pool_worker_start_timestamp_seconds{sel()} * 1000",
                      "{{target}} worker started")],
               "dateTimeAsIso", kind="table", width=12,
               transformations=[{"id": "reduce", "options": {"reducers": ["lastNotNull"]}}]),
         Panel("IM initialisation failures", "IM initialisation failures per hour by reason, from MSExchange OWA's "
               "failure events (fixed set of reasons, see check E1).",
-              [Query(f"sum by (target, reason) (increase(lync_owa_owa_im_failures_total{sel()}[1h]))",
+              [Query(f"sum by (target, reason) (increase(lync_owa_im_initialisation_failures_total{sel()}[1h]))",
                      "{{target}} {{reason}}")],
               "short", width=12, min=0),
         Panel("Event 112 seen", "Event 112 (IM endpoint manager initialised) per hour; one follows the first sign-in "
               "after every OWA pool start.",
-              [Query("sum by (target) (increase(lync_owa_owa_events_total" + sel('event="im_initialised"') + "[1h]))",
+              [Query("sum by (target) (increase(lync_owa_event_log_events_total" + sel('event="im_initialised"') + "[1h]))",
                      "{{target}}")],
               "short", width=12, min=0),
         _status("OWA application pool started", "1 while MSExchangeOWAAppPool is in the Started state "
                 "(Get-WebAppPoolState).",
-                [Query("lync_owa_owa_app_pool_state" + sel('state="Started"'), "{{target}}")]),
+                [Query("lync_owa_app_pool_state" + sel('state="Started"'), "{{target}}")]),
         Row("IM log folder (E2)"),
         _status("IM log folder present", "1 when <install path>\\Logging\\OWA\\InstantMessaging exists; its absence "
                 "means the integration never initialised.",

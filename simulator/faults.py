@@ -53,10 +53,12 @@ class StreamCounter:
         self._lock = threading.Lock()
         self.bytes_sent = 0
         self.streams_open = 0
+        self.streams = 0  # answers started, ended or not
 
     def opened(self) -> None:
         with self._lock:
             self.streams_open += 1
+            self.streams += 1
 
     def closed(self) -> None:
         with self._lock:
@@ -95,7 +97,7 @@ class Fault:
         data: dict[str, Any] = {"fault": self.kind}
         if self.kind == "huge":
             data.update(size_mb=self.size_mb, bytes_sent=self.counter.bytes_sent,
-                        streams_open=self.counter.streams_open)
+                        streams_open=self.counter.streams_open, streams=self.counter.streams)
         if self.kind == "latency":
             data["latency_ms"] = self.latency_ms
             if self.open_latency_ms:

@@ -24,6 +24,7 @@ SHELL_IDLE_TIMEOUT = 7200.0
 class Stats:
     shells_created: int = 0
     commands: int = 0
+    signals: int = 0  # Signal requests (terminate or crtl_c) the host answered
     requests: int = 0
     requests_encrypted: int = 0
     auth_failures: int = 0
@@ -116,12 +117,19 @@ class HostRuntime:
         with self._lock:
             self._stats.commands += 1
 
+    def count_signal(self) -> None:
+        with self._lock:
+            self._stats.signals += 1
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {
                 "shells_created": self._stats.shells_created,
                 "shells_open": len(self._shells),
                 "commands": self._stats.commands,
+                "signals": self._stats.signals,
+                # Pipelines the host still keeps: finished ones are forgotten once their answer is out.
+                "pipelines_open": sum(shell.pipelines_open for shell in self._shells.values()),
                 "requests": self._stats.requests,
                 "requests_encrypted": self._stats.requests_encrypted,
                 "auth_failures": self._stats.auth_failures,

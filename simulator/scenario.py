@@ -365,6 +365,9 @@ def _certificate_reference_problems(model: ScenarioModel) -> list[str]:
             if host.exchange.web_config_im is not None:
                 places.append((f"{where}.exchange.web_config_im.certificate_thumbprint", host_name,
                                host.exchange.web_config_im.certificate_thumbprint))
+            if host.exchange.loaded_im_settings is not None:
+                places.append((f"{where}.exchange.loaded_im_settings.certificate_thumbprint", host_name,
+                               host.exchange.loaded_im_settings.certificate_thumbprint))
             for name, vdir in host.exchange.owa_virtual_directories.items():
                 places.append((f"{where}.exchange.owa_virtual_directories.{name}.instant_messaging_certificate_"
                                "thumbprint", host_name, vdir.instant_messaging_certificate_thumbprint))

@@ -121,6 +121,15 @@ class ExchangeServer(_Model):
     site: str = "contoso.com/Configuration/Sites/Default-First-Site-Name"
     # Component -> its state, over the defaults of a fresh install (simulator/cmdlets/maintenance.py).
     component_states: dict[str, ComponentState] = Field(default_factory=dict)
+    # The port OWA's IM endpoint accepts TLS on (None: none): the OutlookWebApp trusted application's Port
+    # must name it. Microsoft documents no setting for it on the Exchange side; the scenario states it.
+    im_listen_port: int | None = Field(default=5199, ge=1, le=65535)
+    # 2016/2019: the IM settings the server has loaded (Get-ExchangeDiagnosticInfo ... VariantConfiguration);
+    # None: those its setting override sets now, i.e. the override was refreshed.
+    loaded_im_settings: WebConfigIM | None = None
+    # Get-ExchangeServer's ServerRole; None: what setup installs by default for the version (2013:
+    # Mailbox and ClientAccess together; 2016/2019: Mailbox, the one role that holds both).
+    server_role: list[Literal["Mailbox", "ClientAccess"]] | None = None
 
 
 class AuthConfig(_Model):
@@ -136,6 +145,8 @@ class OwaMailboxPolicy(_Model):
     is_default: bool = False
     instant_messaging_enabled: bool = True
     instant_messaging_type: Literal["None", "Ocs"] = "None"
+    # Mailboxes assigned this policy (Set-CASMailbox -OwaMailboxPolicy), as Get-CASMailbox -Filter finds them.
+    mailboxes: int = Field(default=0, ge=0, le=1_000_000)
 
 
 class SettingOverride(_Model):

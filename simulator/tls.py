@@ -116,6 +116,31 @@ def leaf_certificate(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
+def self_signed_leaf(
+    subject: x509.Name,
+    alt_names: list[x509.GeneralName],
+    key: PrivateKey,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+) -> x509.Certificate:
+    """A self-signed TLS server certificate (what Exchange setup makes, "CN=EX01"): it chains to no CA."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    )
+    if alt_names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
 def dns_names(names: Iterable[str]) -> list[x509.GeneralName]:
     """SAN entries for host names (IP literals become IP entries); blanks and duplicates dropped."""
     result: list[x509.GeneralName] = []

@@ -1,4 +1,4 @@
-"""The hosts' own TLS services: what OWA (443), a front end (5061) and an Edge (443, 5061) present.
+"""The hosts' own TLS services: what OWA (443 and its IM port), a front end (5061) and an Edge (443, 5061) present.
 
 Real clients meet these servers' certificates on the network; the exporter's ``tls_probe``
 collector measures them. Each service is a loopback listener of its own (a free port: a real host
@@ -11,6 +11,7 @@ the connection that needs it, so a live scenario switch changes what clients see
 | service | host role | port | certificate (scenario) | endpoint names |
 | --- | --- | --- | --- | --- |
 | owa | exchange_* | 443 | the Exchange certificate bound to IIS (not self-signed first) | the host |
+| owa_im | exchange_* | the OutlookWebApp trusted application's Port (5199) | the one of the IMCertificateThumbprint the server has loaded | the host |
 | frontend | lync_frontend | 5061 | the Lync certificate of use Default | the host, the pool FQDN |
 | access_edge | lync_edge | 443 | the Lync certificate of use AccessEdgeExternal | its first alternative name |
 | edge_internal | lync_edge | 5061 | the Lync certificate of use Internal | the host |
@@ -18,7 +19,16 @@ the connection that needs it, so a live scenario switch changes what clients see
 Subject, SANs (Exchange ``domains``, Lync ``alternative_names``), NotBefore and NotAfter follow the
 scenario; the chain is leaf -> an intermediate named after the scenario's issuer -> a throwaway root
 (``ca_cert_path``). Thumbprints cannot equal the scenario's: they are hashes of the real bytes.
+A certificate the scenario marks self-signed (Exchange ``is_self_signed``, a Lync certificate whose
+issuer is its subject) is presented alone, self-signed: it chains to no CA.
 A host with no such certificate in the active scenario closes the connection before the handshake.
+
+``owa_im`` is OWA's IM endpoint, where the front ends connect to the OWA trusted application: one
+listener per port of an OutlookWebApp trusted application whose pool stands for the host (the pool's
+FQDN is the host's, or the pool lists it), chosen when the simulator starts. It completes a handshake
+only while the host's ``exchange.im_listen_port`` is that port. A real OWA whose IM certificate is
+missing does not start its IM endpoint; here the IIS certificate is presented instead, so that one
+fault (the thumbprint, checked by E3) is one page and not two.
 """
 
 from __future__ import annotations
@@ -39,7 +49,9 @@ from cryptography import x509
 
 from simulator.certs import certificate
 from simulator.clock import TimeSpec
+from simulator.cmdlets import certificates
 from simulator.cmdlets.certificates import spec_of
+from simulator.cmdlets.diagnostics import loaded_im_settings
 from simulator.estate import Estate, HostView
 from simulator.scenario import Scenario
 from simulator.tls import (
@@ -49,6 +61,7 @@ from simulator.tls import (
     leaf_certificate,
     new_key,
     parse_distinguished_name,
+    self_signed_leaf,
     write_key,
     write_pem,
 )
@@ -61,12 +74,13 @@ _IDLE_TIMEOUT = 30.0  # a client that completed the handshake and stays silent i
 _CA_YEARS = dt.timedelta(days=20 * 365)
 _DEFAULT_ISSUER = "CN=Simulated Issuing CA, O=lync-owa-exporter simulator"
 _LYNC_USE = {"frontend": "default", "access_edge": "accessedgeexternal", "edge_internal": "internal"}
+_OWA_APPLICATION_IDS = ("urn:application:outlookwebapp", "outlookwebapp")
 
 
 @dataclasses.dataclass(frozen=True)
 class Service:
     host: str  # the simulated host's FQDN
-    purpose: str  # owa | frontend | access_edge | edge_internal
+    purpose: str  # owa | owa_im | frontend | access_edge | edge_internal
     port: int  # the port it stands for on a real server
     names: tuple[str, ...]  # the host names clients reach it by
 
@@ -81,6 +95,7 @@ class _Wanted:
     not_before: str
     not_after: str
     thumbprint: str
+    self_signed: bool = False
 
 
 def services_of(scenario: Scenario, host: str) -> list[Service]:
@@ -90,6 +105,7 @@ def services_of(scenario: Scenario, host: str) -> list[Service]:
     services = []
     if roles & {"exchange_mailbox", "exchange_client_access"}:
         services.append(Service(host, "owa", 443, (host,)))
+        services += [Service(host, "owa_im", port, (host,)) for port in owa_trusted_application_ports(scenario, host)]
     if "lync_frontend" in roles:
         pool = scenario.model.lync.pool_fqdn if scenario.model.lync else None
         names = (host, pool) if pool and pool.lower() != host.lower() else (host,)
@@ -102,6 +118,30 @@ def services_of(scenario: Scenario, host: str) -> list[Service]:
     return services
 
 
+def owa_trusted_application_ports(scenario: Scenario, host: str) -> list[int]:
+    """The ports of the OutlookWebApp trusted applications whose pool stands for ``host``, in order."""
+    topology = scenario.model.lync
+    if topology is None:
+        return []
+    name = host.lower()
+    pools = {fqdn.lower() for fqdn, pool in topology.trusted_application_pools.items()
+             if fqdn.lower() == name or name in {c.lower() for c in pool.computers}}
+    ports: list[int] = []
+    for app in topology.trusted_applications.values():
+        if app.application_id.lower() in _OWA_APPLICATION_IDS and app.trusted_application_pool_fqdn.lower() in pools:
+            if app.port not in ports:
+                ports.append(app.port)
+    return ports
+
+
+def _im_certificate(view: HostView) -> Any:
+    """The installed Exchange certificate whose thumbprint the server has loaded as IMCertificateThumbprint."""
+    _, thumbprint = loaded_im_settings(view, view.name, view.host)  # what OWA runs with
+    wanted = (thumbprint or "").strip().upper()
+    return next((entry.model for entry in certificates.of_host(view, kind="exchange")
+                 if entry.installed and entry.thumbprint == wanted), None)
+
+
 def _lync_certificate(model: Any, purpose: str) -> Any:
     if model.lync is None:
         return None
@@ -109,27 +149,35 @@ def _lync_certificate(model: Any, purpose: str) -> Any:
     return next((c for c in model.lync.certificates.values() if c.use.strip().lower() == use), None)
 
 
-def _choose(view: HostView, purpose: str) -> tuple[_Wanted, dt.datetime | None, dt.datetime | None] | None:
+def _choose(view: HostView, service: Service) -> tuple[_Wanted, dt.datetime | None, dt.datetime | None] | None:
     """The scenario's certificate for a service now: its cache key and its resolved NotBefore/NotAfter."""
-    if purpose == "owa":
-        exchange = view.host.exchange
-        bound = [c for c in (exchange.certificates.values() if exchange else ()) if "IIS" in c.services and c.installed]
-        bound.sort(key=lambda c: c.is_self_signed)  # stable: scenario order within each group
-        if not bound:
-            return None
-        cert = bound[0]
+    purpose = service.purpose
+    exchange = view.host.exchange
+    if purpose == "owa_im" and (exchange is None or exchange.im_listen_port != service.port):
+        return None  # OWA's IM endpoint listens elsewhere (or nowhere)
+    if purpose in ("owa", "owa_im"):
+        cert = _im_certificate(view) if purpose == "owa_im" else None
+        if cert is None:
+            bound = [c for c in (exchange.certificates.values() if exchange else ())
+                     if "IIS" in c.services and c.installed]
+            bound.sort(key=lambda c: c.is_self_signed)  # stable: scenario order within each group
+            if not bound:
+                return None
+            cert = bound[0]
         names = tuple(cert.domains)
         issuer = cert.issuer or (cert.subject if cert.is_self_signed else _DEFAULT_ISSUER)
+        self_signed = cert.is_self_signed
     else:
         cert = _lync_certificate(view.host, purpose)
         if cert is None:
             return None
         names, issuer = tuple(cert.alternative_names), cert.issuer
+        self_signed = bool(issuer) and issuer.strip().lower() == cert.subject.strip().lower()
     # The identity of the scenario's certificate: the thumbprint of the one the store holds
     # (simulator/cmdlets/certificates.py), so a renewal makes a new presented certificate too.
     stored = certificate(spec_of(cert), view.started_at).thumbprint
     wanted = _Wanted(cert.subject, issuer or _DEFAULT_ISSUER, names, _text(cert.not_before), _text(cert.not_after),
-                     stored)
+                     stored, self_signed)
     return wanted, view.at(cert.not_before), view.at(cert.not_after)
 
 
@@ -234,7 +282,7 @@ class TlsServices:
 
     def _context_for(self, service: Service) -> ssl.SSLContext | None:
         view = self._estate.view(service.host)
-        choice = _choose(view, service.purpose)
+        choice = _choose(view, service)
         if choice is None:
             return None
         wanted, not_before, not_after = choice
@@ -252,15 +300,18 @@ class TlsServices:
     ) -> ssl.SSLContext:
         if not_after <= not_before:
             not_before = not_after - dt.timedelta(days=1)
-        issuer = self._intermediate(wanted.issuer)
         key = new_key()
         subject = parse_distinguished_name(wanted.subject, fallback_cn=service.names[0])
-        leaf = leaf_certificate(subject, dns_names(wanted.alt_names or service.names), key, not_before, not_after,
-                                issuer=issuer)
+        alt_names = dns_names(wanted.alt_names or service.names)
         self._serial += 1
         chain_path = os.path.join(self._directory, f"service-{self._serial}.pem")
         key_path = os.path.join(self._directory, f"service-{self._serial}-key.pem")
-        write_pem(chain_path, leaf, issuer[0])  # leaf and intermediate, as real servers send them
+        if wanted.self_signed:
+            write_pem(chain_path, self_signed_leaf(subject, alt_names, key, not_before, not_after))
+        else:
+            issuer = self._intermediate(wanted.issuer)
+            leaf = leaf_certificate(subject, alt_names, key, not_before, not_after, issuer=issuer)
+            write_pem(chain_path, leaf, issuer[0])  # leaf and intermediate, as real servers send them
         write_key(key_path, key)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -15,8 +15,7 @@ HOUR = 3600.0
 SPECS = {spec.name: spec for collector in registry.ALL_COLLECTORS for spec in collector.metrics}
 IM_CHECKS = ("settings_readable", "thumbprint_configured", "thumbprint_well_formed", "thumbprint_matches_certificate",
              "certificate_has_private_key", "certificate_valid_now", "server_name_configured", "server_name_matches_pool")
-FAILURE_KINDS = ("ucma_missing", "certificate_not_found", "other")
-EDGE_SETTINGS = ("enabled", "shared_address_space", "proxy_fqdn")
+EDGE_SETTINGS = ("enabled", "enabled_shared_address_space", "proxy_fqdn")
 
 
 def sample(metric: str, value: float, **labels: str):
@@ -73,11 +72,10 @@ def healthy() -> Estate:
     estate = Estate()
     for ex in ("ex01", "ex02"):
         for state in ("Started", "Stopped"):
-            estate.set("owa_app_pool", ex, "lync_owa_owa_app_pool_state", 1 if state == "Started" else 0, state=state)
-        estate.set("owa_app_pool", ex, "lync_owa_owa_app_pool_worker_start_timestamp_seconds", NOW - 2 * HOUR)
-        estate.set("owa_events", ex, "lync_owa_owa_im_initialised_timestamp_seconds", NOW - 2 * HOUR + 60)
-        for kind in FAILURE_KINDS:
-            estate.set("owa_events", ex, "lync_owa_owa_im_last_failure_timestamp_seconds", 0, reason=kind)
+            estate.set("owa_app_pool", ex, "lync_owa_app_pool_state", 1 if state == "Started" else 0, state=state)
+        estate.set("owa_app_pool", ex, "lync_owa_app_pool_worker_start_timestamp_seconds", NOW - 2 * HOUR)
+        estate.set("owa_events", ex, "lync_owa_im_initialised_timestamp_seconds", NOW - 2 * HOUR + 60)
+        # No IM initialisation failure was ever seen: no failure time (docs/metrics.md, "Never seen").
         for check in IM_CHECKS:
             estate.set("im_certificate", ex, "lync_owa_im_certificate_check_ok", 1, check=check)
         estate.set("im_log_folder", ex, "lync_owa_im_log_folder_present", 1)
@@ -102,4 +100,5 @@ def healthy() -> Estate:
     for setting in EDGE_SETTINGS:
         estate.set("edge_hosting_provider", "edge01", "lync_owa_edge_hosting_provider_setting_ok", 1, setting=setting)
     estate.set("edge_hosting_provider", "edge01", "lync_owa_edge_federation_enabled", 1)
+    estate.set("edge_hosting_provider", "edge01", "lync_owa_edge_federation_dns_srv_routing", 1)
     return estate

@@ -55,9 +55,17 @@ from collectors.im_certificate.owa_web_config import (
     parse_im_app_settings,
 )
 from collectors.im_certificate.trusted_pool_name import (
+    CHECK_NAMES_SERVER,
     CHECK_NAMES_TRUSTED_POOL,
+    names_server,
     names_trusted_pools,
 )
+from collectors.im_certificate.variant_configuration import (
+    CHECK_OVERRIDE_IN_EFFECT,
+    DIAGNOSTIC_PARAMETERS,
+    judge_override,
+)
+from collectors.im_certificate.variant_configuration import CMDLET as DIAGNOSTIC_CMDLET
 from collectors.sources.file_text import FILE_TEXT
 from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS
 
@@ -107,8 +115,9 @@ CERT_LABELS = ("thumbprint", "subject_cn")
 CHECK_OK = MetricSpec(
     "lync_owa_im_certificate_check_ok",
     "gauge",
-    "1 when the named E3 check of OWA's IM settings passes, 0 when it fails; a check is absent when the one "
-    "it depends on failed (docs/metrics.md lists the order).",
+    "1 when the named check of OWA's IM settings (IMServerName, IMCertificateThumbprint and the certificate it "
+    "names) passes, 0 when it fails; a check is absent when the one it depends on failed (docs/metrics.md lists "
+    "the order).",
     ("check",),
 )
 SOURCE_INFO = MetricSpec(
@@ -142,10 +151,9 @@ CERT_NOT_AFTER = MetricSpec(
     CERT_LABELS,
 )
 CERT_KEY_SIZE = MetricSpec(
-    "lync_owa_exchange_certificate_public_key_size",
+    "lync_owa_exchange_certificate_key_bit_length",
     "gauge",
-    "Public key size of an Exchange certificate on this server, in bits (PublicKeySize: a key length, not a size "
-    "of data).",
+    "Public key size of an Exchange certificate on this server, in bits (PublicKeySize).",
     CERT_LABELS,
 )
 CERT_PRIVATE_KEY = MetricSpec(
@@ -211,6 +219,7 @@ class ExchangeSetup:
 class ImCertificateState:
     setup: ExchangeSetup | None = None  # read once per job: it changes only on reinstall
     logged: tuple[str | None, str] | None = None  # (problem, note) last logged: said once per change
+    diagnostic_logged: str = ""  # why the loaded IM settings were last unreadable: said once per change
 
 
 Context = CollectContext[ImCertificateSettings, ImCertificateState]
@@ -219,6 +228,7 @@ Context = CollectContext[ImCertificateSettings, ImCertificateState]
 class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState]):
     name = "im_certificate"
     roles = frozenset({"exchange_mailbox"})
+    reads_facts = {"exchange_mailbox": (OWA_TRUSTED_POOLS,)}
     settings_model = ImCertificateSettings
     state_model = ImCertificateState
     metrics = (
@@ -243,6 +253,7 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         ("exchange", "Get-SettingOverride"),
         ("exchange", "Get-ExchangeCertificate"),
         ("exchange", "Get-AuthConfig"),
+        ("exchange", DIAGNOSTIC_CMDLET),
     )
     cmdlet_parameters = {
         "Get-ItemProperty": {"Path": OneOf((SETUP_KEY,))},
@@ -254,6 +265,7 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         "Get-SettingOverride": {},
         "Get-ExchangeCertificate": {"Server": None},
         "Get-AuthConfig": {},
+        DIAGNOSTIC_CMDLET: DIAGNOSTIC_PARAMETERS,
     }
 
     def collect(self, ctx: Context) -> list[Sample]:
@@ -275,6 +287,13 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
             named = names_trusted_pools(cert.subject_cn, cert.dns_names, pools.value, server)
             if named is not None:
                 samples.append(check_sample(CHECK_NAMES_TRUSTED_POOL, named))
+        if result.certificate is not None:
+            names_host = names_server(result.certificate.subject_cn, result.certificate.dns_names, ctx.target.host)
+            if names_host is not None:
+                samples.append(check_sample(CHECK_NAMES_SERVER, names_host))
+        in_effect, ctx.state.diagnostic_logged = judge_override(ctx, im, server, ctx.state.diagnostic_logged)
+        if in_effect is not None:
+            samples.append(check_sample(CHECK_OVERRIDE_IN_EFFECT, in_effect))
         auth = self._auth_certificate(ctx, certificates)
         uses = {cert.thumbprint: use for use, cert in (("im", result.certificate), ("auth", auth)) if cert}
         samples += self._certificate_samples(ctx, certificates, settings, uses)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from collectors.helpers.names import fqdn
+from collectors.helpers.names import fqdn, ip_address
 from collectors.sources.trusted_pools import TrustedPool, pools_of_server
 
 CHECK_NAMES_TRUSTED_POOL = "im_certificate_names_trusted_pool"
+CHECK_NAMES_SERVER = "im_certificate_names_server"
 
 
 def certificate_names(subject_cn: str, dns_names: Iterable[str]) -> set[str]:
@@ -32,3 +33,13 @@ def names_trusted_pools(subject_cn: str, dns_names: Iterable[str], pools: Iterab
         return None
     names = certificate_names(subject_cn, dns_names)
     return all(pool.fqdn in names for pool in mine)
+
+
+def names_server(subject_cn: str, dns_names: Iterable[str], server: str) -> bool | None:
+    """Whether the certificate carries the Exchange server's own FQDN in its subject CN or a DNS SAN (001:
+    "making sure that the server FQDN is used for the subject name and that this FQDN appears in the
+    certificate alternate name field"); None when ``server`` is no FQDN (an IP address or a short name)."""
+    name = fqdn(server)
+    if not name or "." not in name or ip_address(name) is not None:
+        return None
+    return name in certificate_names(subject_cn, dns_names)

@@ -53,28 +53,28 @@ PROCESS = Shape(
 )
 
 STATE = MetricSpec(
-    "lync_owa_owa_app_pool_state",
+    "lync_owa_app_pool_state",
     "gauge",
     "1 for the state the OWA application pool is in (Get-WebAppPoolState), 0 for the others.",
     ("state",),
 )
 WORKER_RUNNING = MetricSpec(
-    "lync_owa_owa_app_pool_worker_running",
+    "lync_owa_app_pool_worker_running",
     "gauge",
     "1 when a w3wp.exe worker process serves the OWA application pool, else 0.",
 )
 WORKER_START = MetricSpec(
-    "lync_owa_owa_app_pool_worker_start_timestamp_seconds",
+    "lync_owa_app_pool_worker_start_timestamp_seconds",
     "gauge",
     "When the newest w3wp.exe worker of the OWA application pool started (absent while none runs).",
 )
 HEALTHCHECK_UP = MetricSpec(
-    "lync_owa_owa_healthcheck_up",
+    "lync_owa_healthcheck_up",
     "gauge",
     "1 when OWA's health page (healthcheck_url) answered HTTP 200, else 0.",
 )
 HEALTHCHECK_STATUS = MetricSpec(
-    "lync_owa_owa_healthcheck_status_code",
+    "lync_owa_healthcheck_status_code",
     "gauge",
     "HTTP status code of OWA's health page (healthcheck_url); 0 when there was no HTTP answer.",
 )

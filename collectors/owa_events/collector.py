@@ -113,7 +113,7 @@ class OwaEventsCollector(Collector[OwaEventsSettings, OwaEventsState]):
             # Kept in the state before reading, so close() stops it even when this run fails.
             watch = state.watch = reader.ensure_watch(state.watch)
             reader.read(state.files, state.tally, watch, budget)
-        return state.tally.samples()
+        return state.tally.samples(reads_evtx=settings.path is not None)
 
     def close(self, state: OwaEventsState) -> None:
         watch, state.watch = state.watch, None

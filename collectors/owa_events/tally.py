@@ -22,51 +22,50 @@ EVENT_KINDS = ("im_initialised", "im_failure")
 FAILURE_LEVELS = frozenset({1, 2, 3})  # critical, error, warning
 
 IM_INITIALISED_TIME = MetricSpec(
-    "lync_owa_owa_im_initialised_timestamp_seconds",
+    "lync_owa_im_initialised_timestamp_seconds",
     "gauge",
     "TimeCreated (UTC) of the newest MSExchange OWA Event 112 (IM endpoint manager initialised); "
     "absent until one is seen.",
 )
 EVENTS = MetricSpec(
-    "lync_owa_owa_events_total",
+    "lync_owa_event_log_events_total",
     "counter",
     "MSExchange OWA events seen since the exporter started: Event 112 (im_initialised) and IM "
     "initialisation failures (im_failure).",
     ("event",),
 )
 FAILURES = MetricSpec(
-    "lync_owa_owa_im_failures_total",
+    "lync_owa_im_initialisation_failures_total",
     "counter",
     "MSExchange OWA IM initialisation failures seen since the exporter started, by reason.",
     ("reason",),
 )
 LAST_FAILURE_TIME = MetricSpec(
-    "lync_owa_owa_im_last_failure_timestamp_seconds",
+    "lync_owa_im_initialisation_last_failure_timestamp_seconds",
     "gauge",
-    "TimeCreated (UTC) of the newest IM initialisation failure of this reason; 0 while none was seen.",
+    "TimeCreated (UTC) of the newest IM initialisation failure of this reason; absent while none was seen.",
     ("reason",),
 )
 RECORDS_SKIPPED = MetricSpec(
     "lync_owa_evtx_records_skipped_total",
     "counter",
-    "Event records in .evtx files skipped because they could not be read (always 0 with source remote).",
+    "Event records in .evtx files skipped because they could not be read (source files only).",
 )
 CHUNKS_SKIPPED = MetricSpec(
     "lync_owa_evtx_chunks_skipped_total",
     "counter",
-    "64 KiB chunks of .evtx files skipped because their signature is damaged (always 0 with source remote).",
+    "64 KiB chunks of .evtx files skipped because their signature is damaged (source files only).",
 )
 OTHER_COMPUTER_EVENTS = MetricSpec(
     "lync_owa_evtx_other_computer_events_total",
     "counter",
     "MSExchange OWA events in the folder's .evtx files logged by another computer than the one the "
-    "job counts (setting computer), left out; each counted once (always 0 with source remote).",
+    "job counts (setting computer), left out; each counted once (source files only).",
 )
 FILES_UNREADABLE = MetricSpec(
     "lync_owa_evtx_files_unreadable",
     "gauge",
-    "Files named *.evtx in the folder that could not be read at all at their last scan "
-    "(always 0 with source remote).",
+    "Files named *.evtx in the folder that could not be read at all at their last scan (source files only).",
 )
 METRICS = (IM_INITIALISED_TIME, EVENTS, FAILURES, LAST_FAILURE_TIME, RECORDS_SKIPPED, CHUNKS_SKIPPED,
            OTHER_COMPUTER_EVENTS, FILES_UNREADABLE)
@@ -134,13 +133,18 @@ class Tally:
         else:
             self.last_failure[key] = when
 
-    def samples(self) -> list[Sample]:
+    def samples(self, *, reads_evtx: bool) -> list[Sample]:
+        """Counters from the start at 0; times only of what was seen (docs/metrics.md, "Never seen");
+        the evtx_* series only when the job reads .evtx files, where they can be anything but 0."""
         out: list[Sample] = []
         if self.initialised_at is not None:
             out.append(IM_INITIALISED_TIME.sample(self.initialised_at))
         out += [EVENTS.sample(self.events[kind], event=kind) for kind in EVENT_KINDS]
         out += [FAILURES.sample(self.failures[reason], reason=reason) for reason in IM_FAILURE_REASONS]
-        out += [LAST_FAILURE_TIME.sample(self.last_failure[reason], reason=reason) for reason in IM_FAILURE_REASONS]
+        out += [LAST_FAILURE_TIME.sample(self.last_failure[reason], reason=reason)
+                for reason in IM_FAILURE_REASONS if self.last_failure[reason]]
+        if not reads_evtx:
+            return out
         out.append(RECORDS_SKIPPED.sample(self.records_skipped))
         out.append(CHUNKS_SKIPPED.sample(self.chunks_skipped))
         out.append(OTHER_COMPUTER_EVENTS.sample(self.other_computer_events))

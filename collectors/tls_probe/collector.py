@@ -16,12 +16,15 @@ failed run: the run fails only when the configuration cannot be used.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from pydantic import Field as SettingField
-from pydantic import ValidationInfo, field_validator, model_validator
+from pydantic import StrictBool, ValidationInfo, field_validator, model_validator
 
+from collectors.config_checks import CONFIG_CHECK_OK, check_sample
 from collectors.contract import (
     CollectContext,
     Collector,
@@ -35,7 +38,23 @@ from collectors.helpers.durations import format_duration
 from collectors.helpers.names import fqdn, is_host
 from collectors.helpers.paths import check_ca_file
 from collectors.sources.tls import FAILURE_KINDS, ProbeOutcome, probe
-from collectors.tls_probe.targets import ProbeTarget, default_endpoints, parse_host_port
+from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS
+from collectors.tls_probe.owa_im_endpoint import (
+    CHECK_CHAINS_TO_LYNC_ROOT,
+    CHECK_PORT_ACCEPTS_TLS,
+    LYNC_CHAIN_ROOTS,
+    LYNC_SIP_TLS_PORT,
+    chains_to_lync_root,
+    lync_roots_of,
+    normalise_name,
+    owa_im_endpoints,
+)
+from collectors.tls_probe.targets import (
+    HostPort,
+    ProbeTarget,
+    default_endpoints,
+    parse_host_port,
+)
 
 MAX_ENDPOINTS = 16
 DEFAULT_PROBE_TIMEOUT = 10.0
@@ -104,6 +123,11 @@ class TlsProbeSettings(CollectorSettings):
     # One endpoint's connect + handshake (endpoints are probed at the same time); unset: half of
     # `timeout`, at most 10 s.
     probe_timeout: Duration | None = SettingField(default=None, gt=0)
+    # Exchange targets: also probe <host>:<port> for each OutlookWebApp trusted application port whose pool
+    # stands for the host (read by a lync_topology job), and judge what answers there (owa_im_endpoint).
+    probe_trusted_application_ports: StrictBool = True
+    # Distinguished names of roots the front ends trust besides those their own chains end at.
+    lync_trusted_roots: tuple[str, ...] = SettingField(default=(), max_length=50)
 
     @field_validator("endpoints")
     @classmethod
@@ -136,6 +160,14 @@ class TlsProbeSettings(CollectorSettings):
     def _ca_file_usable(cls, ca_file: str | None, info: ValidationInfo) -> str | None:
         return None if ca_file is None else check_ca_file(ca_file, info, require_certificate=True)
 
+    @field_validator("lync_trusted_roots")
+    @classmethod
+    def _root_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in names if "=" not in name]
+        if bad:
+            raise ValueError(f"{bad[0][:80]!r} is not a distinguished name such as 'CN=Contoso Root CA, DC=contoso, DC=com'")
+        return tuple(normalise_name(name) for name in names)
+
     @property
     def effective_probe_timeout(self) -> float:
         return self.probe_timeout if self.probe_timeout is not None else min(DEFAULT_PROBE_TIMEOUT, self.timeout / 2)
@@ -147,7 +179,8 @@ class TlsProbeSettings(CollectorSettings):
                 f"probe_timeout ({format_duration(self.probe_timeout)}) must be shorter than timeout "
                 f"({format_duration(self.timeout)})"
             )
-        if self.endpoints is not None:
+        # With the trusted application ports probed, connect_addresses may name one of them (found at run time).
+        if self.endpoints is not None and not self.probe_trusted_application_ports:
             unused = sorted(set(self.connect_addresses) - set(self.endpoints))
             if unused:
                 raise ValueError(f"connect_addresses names {unused[0]}, which is not in endpoints")
@@ -184,13 +217,16 @@ class TlsProbeState:
 
 
 def probe_targets(
-    settings: TlsProbeSettings, host: str, roles: frozenset[str], pool_fqdn: str | None
+    settings: TlsProbeSettings, host: str, roles: frozenset[str], pool_fqdn: str | None,
+    discovered: list[HostPort] | None = None,
 ) -> list[ProbeTarget]:
-    """What to probe: the configured or default endpoints, each with where to connect and the name to check."""
+    """What to probe: the configured or default endpoints and those ``discovered`` (OWA's IM endpoints),
+    each once, with where to connect and the name to check."""
     if settings.endpoints is not None:
         endpoints = [parse_host_port(text) for text in settings.endpoints]
     else:
         endpoints = default_endpoints(host, roles, pool_fqdn)
+    endpoints += [endpoint for endpoint in discovered or () if endpoint not in endpoints]
     targets = []
     for endpoint in endpoints:
         override = settings.connect_addresses.get(str(endpoint))
@@ -207,12 +243,22 @@ class TlsProbeCollector(Collector[TlsProbeSettings, TlsProbeState]):
     roles = frozenset({"exchange_mailbox", "exchange_client_access", "lync_frontend", "lync_edge"})
     settings_model = TlsProbeSettings
     state_model = TlsProbeState
-    metrics = (NOT_AFTER, NOT_BEFORE, CHAIN_EARLIEST_NOT_AFTER, CERT_INFO, VERIFIED, PROBE_SUCCESS, PROBE_FAILURES)
+    metrics = (NOT_AFTER, NOT_BEFORE, CHAIN_EARLIEST_NOT_AFTER, CERT_INFO, VERIFIED, PROBE_SUCCESS, PROBE_FAILURES,
+               CONFIG_CHECK_OK)
     cmdlets = ()  # nothing remote: a TLS handshake from the exporter
+    posts_facts = {"lync_frontend": (LYNC_CHAIN_ROOTS,)}
+    reads_facts = {role: (OWA_TRUSTED_POOLS, LYNC_CHAIN_ROOTS) for role in ("exchange_mailbox", "exchange_client_access")}
+
+    @classmethod
+    def facts_read(cls, roles: Iterable[str], settings: Any) -> frozenset[str]:
+        # Without the trusted application ports, an Exchange target's probe reads nothing of other jobs.
+        read = super().facts_read(roles, settings)
+        return read if getattr(settings, "probe_trusted_application_ports", True) else frozenset()
 
     def collect(self, ctx: Context) -> list[Sample]:
         settings, memory = ctx.settings, ctx.state
-        targets = probe_targets(settings, ctx.target.host, ctx.target.roles, ctx.estate.lync_pool_fqdn)
+        owa_im = self._owa_im_endpoints(ctx)
+        targets = probe_targets(settings, ctx.target.host, ctx.target.roles, ctx.estate.lync_pool_fqdn, owa_im)
         outcomes = self._probe_all(ctx, settings, targets)
         samples: list[Sample] = []
         for target in targets:
@@ -229,7 +275,45 @@ class TlsProbeCollector(Collector[TlsProbeSettings, TlsProbeState]):
             for kind in FAILURE_KINDS:
                 count = memory.failures.get((endpoint, kind), 0)
                 samples.append(PROBE_FAILURES.sample(count, endpoint=endpoint, kind=kind))
+        samples += self._owa_im_checks(ctx, [outcomes[str(endpoint)] for endpoint in owa_im])
+        if "lync_frontend" in ctx.target.roles:
+            self._post_lync_roots(ctx, [outcomes[str(t.endpoint)].chain for t in targets
+                                        if t.endpoint.port == LYNC_SIP_TLS_PORT and outcomes[str(t.endpoint)].chain])
         return samples
+
+    @staticmethod
+    def _owa_im_endpoints(ctx: Context) -> list[HostPort]:
+        """An Exchange target's IM endpoints (the OWA trusted application's ports), once a front end's
+        lync_topology job has read them; none on other targets or with the setting off."""
+        if not ctx.settings.probe_trusted_application_ports:
+            return []
+        if not ctx.target.roles & {"exchange_mailbox", "exchange_client_access"}:
+            return []
+        pools = ctx.facts.fresh(OWA_TRUSTED_POOLS)
+        return owa_im_endpoints(pools.value, ctx.target.host) if pools is not None else []
+
+    @staticmethod
+    def _owa_im_checks(ctx: Context, outcomes: list[ProbeOutcome]) -> list[Sample]:
+        """Every IM endpoint completes a handshake; what they present chains to a root Lync trusts (judged
+        once a front end's probe has said which roots those are, or the setting names them)."""
+        if not outcomes:
+            return []
+        samples = [check_sample(CHECK_PORT_ACCEPTS_TLS, all(o.failure is None for o in outcomes))]
+        chains = [o.chain for o in outcomes if o.chain]
+        posted = ctx.facts.fresh(LYNC_CHAIN_ROOTS)
+        roots = set(ctx.settings.lync_trusted_roots) | set(posted.value if posted is not None else ())
+        if chains and (posted is not None or roots):
+            samples.append(check_sample(CHECK_CHAINS_TO_LYNC_ROOT, all(chains_to_lync_root(c, roots) for c in chains)))
+        return samples
+
+    @staticmethod
+    def _post_lync_roots(ctx: Context, chains: list[tuple[x509.Certificate, ...]]) -> None:
+        """The roots this front end's chains on 5061 end at, added to those other front ends posted."""
+        mine = lync_roots_of(chains)
+        if not mine:
+            return
+        posted = ctx.facts.fresh(LYNC_CHAIN_ROOTS)
+        ctx.post(LYNC_CHAIN_ROOTS, mine | (posted.value if posted is not None else frozenset()))
 
     def _probe_all(
         self, ctx: Context, settings: TlsProbeSettings, targets: list[ProbeTarget]

@@ -93,6 +93,8 @@ APPLICATION = Shape(
         Field("Identity", "str", required=False, nullable=True),
         Field("ApplicationId", "str", required=False, nullable=True),
         Field("TrustedApplicationPoolFqdn", "str", required=False, nullable=True),
+        # The port the external service (OWA) runs the application on (Microsoft's New-CsTrustedApplication).
+        Field("Port", "int", required=False, nullable=True),
     ),
 )
 OAUTH = Shape(
@@ -176,6 +178,16 @@ def owa_pools(apps: Iterable[Mapping[str, Any]], pools: Iterable[Mapping[str, An
     return [pool for pool in pools if pool_names(pool)[0] in hosting]
 
 
+def owa_application_ports(apps: Iterable[Mapping[str, Any]]) -> dict[str, tuple[int, ...]]:
+    """Pool FQDN -> the ports of the OutlookWebApp applications on it (the TLS probe connects there)."""
+    ports: dict[str, set[int]] = {}
+    for app in apps:
+        port = app.get("Port")
+        if is_owa_application(app) and isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
+            ports.setdefault(application_pool(app), set()).add(port)
+    return {pool: tuple(sorted(found)) for pool, found in ports.items()}
+
+
 def owa_application_present(apps: Iterable[Mapping[str, Any]], pools: Iterable[Mapping[str, Any]]) -> bool:
     """An OutlookWebApp application on a pool that exists (an application naming no pool counts)."""
     known = {pool_names(pool)[0] for pool in pools}
@@ -251,6 +263,22 @@ class LyncTopologyCollector(Collector[LyncTopologySettings, LyncTopologyState]):
     metrics = (CONFIG_CHECK_OK,)
     cmdlets = ((LYNC, POOL_CMDLET), (LYNC, APPLICATION_CMDLET), (LYNC, OAUTH_CMDLET))
     cmdlet_parameters = {POOL_CMDLET: {}, APPLICATION_CMDLET: {}, OAUTH_CMDLET: {}}
+    posts_facts = {"lync_frontend": (OWA_TRUSTED_POOLS,)}
+    reads_facts = {"lync_frontend": (SIPNAME_UM_SERVERS,)}
+
+    @classmethod
+    def facts_read(cls, roles: Iterable[str], settings: LyncTopologySettings) -> frozenset[str]:
+        # Servers named in the settings are used instead of an Exchange job's.
+        read = super().facts_read(roles, settings)
+        return read if settings.sipname_um_servers is None else read - {SIPNAME_UM_SERVERS.name}
+
+    def post_facts(self, ctx: Context) -> None:
+        """The OWA trusted application pools alone (two calls: no OAuth, no DNS), for the im_certificate
+        jobs of a shard that polls no front end."""
+        pools = ctx.run(LYNC, POOL_CMDLET, None, POOL).objects
+        apps = ctx.run(LYNC, APPLICATION_CMDLET, None, APPLICATION).objects
+        ctx.post(OWA_TRUSTED_POOLS, as_fact((pool_names(pool) for pool in owa_pools(apps, pools)),
+                                           owa_application_ports(apps)))
 
     def __init__(self, resolver: Resolver = resolve) -> None:
         # Injectable so tests can decide what resolves without a DNS server.
@@ -286,7 +314,7 @@ class LyncTopologyCollector(Collector[LyncTopologySettings, LyncTopologyState]):
         """Hand the OWA pools to the Exchange jobs (E3 compares the IM certificate with them) and judge
         their settings; nothing to judge while no pool hosts OutlookWebApp (L2's own check says so)."""
         owa = owa_pools(apps, pools)
-        ctx.post(OWA_TRUSTED_POOLS, as_fact(pool_names(pool) for pool in owa))
+        ctx.post(OWA_TRUSTED_POOLS, as_fact((pool_names(pool) for pool in owa), owa_application_ports(apps)))
         samples = []
         if owa and ctx.estate.lync_pool_fqdn:
             samples.append(check_sample(CHECK_REGISTRAR, registrar_is_lync_pool(owa, ctx.estate.lync_pool_fqdn)))

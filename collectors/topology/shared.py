@@ -20,6 +20,16 @@ def known_um_servers(servers: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted({fqdn(s) for s in servers if fqdn(s)}))
 
 
+def same_computer(a: str, b: str) -> bool:
+    """Two names (as fqdn() gives them) for one computer: equal, or one is a short name equal to the
+    other's first label (Exchange names servers by short name, Lync by FQDN)."""
+    if a == b:
+        return True
+    if "." in a and "." in b:
+        return False
+    return a.split(".", 1)[0] == b.split(".", 1)[0]
+
+
 def split_url(url: Any) -> urllib.parse.SplitResult | None:
     text = clean_text(url)
     if not text:

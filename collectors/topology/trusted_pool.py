@@ -48,7 +48,11 @@ def settings_as_001(owa_pools: Iterable[Mapping[str, Any]]) -> dict[str, bool]:
     return found
 
 
-def as_fact(owa_pools: Iterable[tuple[str, list[str]]]) -> tuple[TrustedPool, ...]:
-    """(pool FQDN, computers) pairs as the facts board holds them: each pool once, in name order."""
-    found = {name: TrustedPool(name, tuple(sorted(set(computers)))) for name, computers in owa_pools if name}
+def as_fact(owa_pools: Iterable[tuple[str, list[str]]],
+            ports: Mapping[str, tuple[int, ...]] | None = None) -> tuple[TrustedPool, ...]:
+    """(pool FQDN, computers) pairs, with the OutlookWebApp ports per pool, as the facts board holds them:
+    each pool once, in name order."""
+    ports = ports or {}
+    found = {name: TrustedPool(name, tuple(sorted(set(computers))), tuple(ports.get(name, ())))
+             for name, computers in owa_pools if name}
     return tuple(found[name] for name in sorted(found))

@@ -46,7 +46,7 @@ class Reason:
 _E3 = "E3 IM settings and certificate"
 _H1 = "H1 Edge hosting provider"
 
-REASONS: dict[str, Reason] = {r.name: r for r in (
+_ALL_REASONS = (
     Reason("im_log_folder_missing", "E2 IM log folder", "im_log_folder", "server",
            "The Logging\\OWA\\InstantMessaging folder does not exist: the integration never initialised. "
            "Fix the IM settings, then recycle the pool. " + SETTINGS_FIX),
@@ -72,11 +72,24 @@ REASONS: dict[str, Reason] = {r.name: r for r in (
            "The IM certificate of {target} does not carry the FQDN of its OWA trusted application pool in its subject "
            "or SANs. Fix: issue a certificate with that FQDN in subject and SAN, set IMCertificateThumbprint to it, "
            "then recycle MSExchangeOWAAppPool (2016/2019: refresh the setting override first)."),
-    Reason("im_certificate_lacks_trusted_pool_name", "E3 IM certificate names the OWA trusted pool", "im_certificate",
+    Reason("im_setting_override_not_in_effect", "E3 IM setting override in effect (2016/2019)", "im_certificate",
            "server",
-           "The IM certificate of {target} does not carry the FQDN of its OWA trusted application pool in its subject "
-           "or SANs. Fix: issue a certificate with that FQDN in subject and SAN, set IMCertificateThumbprint to it, "
-           "then recycle MSExchangeOWAAppPool (2016/2019: refresh the setting override first)."),
+           "{target} has not loaded the values its IM setting override sets (the override changed, the server was "
+           "not refreshed). Fix: `Get-ExchangeDiagnosticInfo -Server <server name> -Process "
+           "Microsoft.Exchange.Directory.TopologyService -Component VariantConfiguration -Argument Refresh`, then "
+           "`Restart-WebAppPool MSExchangeOWAAppPool` on {target}."),
+    Reason("owa_trusted_application_port_not_answering", "L2 OWA trusted application's port answers TLS on the OWA "
+           "server", "tls_probe", "server",
+           "{target} completes no TLS handshake on the port of Lync's OutlookWebApp trusted application. Confirm: "
+           "`Get-CsTrustedApplication -ApplicationId OutlookWebApp` and, on {target}, `Get-NetTCPConnection -State "
+           "Listen`. Fix: open the port in the server's firewall, or `Set-CsTrustedApplication -Identity <owa pool "
+           "fqdn>/urn:application:outlookwebapp -Port <the port OWA listens on>`, then `Enable-CsTopology`."),
+    Reason("im_certificate_not_trusted_by_lync", "E3 IM certificate chains to a root the front ends trust",
+           "tls_probe", "server",
+           "The certificate {target} presents on the OWA trusted application's port chains to a root that no front "
+           "end's chain ends at (self-signed, or another CA). Fix: issue the IM certificate from the CA the front "
+           "ends trust, set IMCertificateThumbprint to it and recycle MSExchangeOWAAppPool; or import its root on "
+           "the front ends and list it in the tls_probe setting lync_trusted_roots."),
     Reason("ucma_runtime_missing", "E4 UCMA runtime", "ucma_runtime", "server",
            "The UCMA 4.0 runtime is missing: install it (UcmaRuntimeSetup.exe); the registry value "
            "ImplementationDLLPath then names the DLL itself, by default "
@@ -105,11 +118,12 @@ REASONS: dict[str, Reason] = {r.name: r for r in (
            "front end: `Set-CsTrustedApplicationPool -Identity <OWA pool FQDN> -Registrar <the pool IMServerName "
            "names>`, then `Enable-CsTopology` (or set IMServerName to the Registrar's pool and recycle "
            "MSExchangeOWAAppPool)."),
-    Reason("owa_trusted_pool_registrar_not_the_lync_pool", "L2 OWA trusted pool's Registrar is the pool IMServerName "
-           "names", "lync_topology", "organisation",
-           "The OWA trusted application pool is homed on another pool than the one IMServerName names. Fix on a front "
-           "end: `Set-CsTrustedApplicationPool -Identity <OWA pool FQDN> -Registrar <the pool IMServerName names>`, "
-           "then `Enable-CsTopology` (or set IMServerName to the Registrar's pool and recycle MSExchangeOWAAppPool)."),
+    Reason("owa_server_not_known_to_lync", "L2 OWA server known to Lync (UM autodiscovery or a trusted pool)",
+           "exchange_topology", "server",
+           "Lync knows {target} neither through UM autodiscovery (a SipName dial plan, with the UM call router and "
+           "UM service on that one computer) nor through a trusted application pool hosting OutlookWebApp. Fix on a "
+           "front end: `New-CsTrustedApplicationComputer -Identity <server FQDN> -Pool <OWA trusted pool FQDN>` (or "
+           "a pool and an OutlookWebApp application of its own), then `Enable-CsTopology`."),
     Reason("lync_pool_unreachable", "Lync pool reachable on 5061 (TLS probe of every front end)", "tls_probe",
            "organisation",
            "No front end of the pool answers TLS on 5061 from the exporter. Confirm: "
@@ -135,7 +149,26 @@ REASONS: dict[str, Reason] = {r.name: r for r in (
     Reason("edge_federation_disabled", "H2 Edge federation", "edge_hosting_provider", "edge",
            "Federation is off on the Access Edge. Fix on a front end: "
            "`Set-CsAccessEdgeConfiguration -AllowFederatedUsers $True`, then wait for replication."),
-)}
+    Reason("edge_federation_default_route", "H2 Edge federation routed by DNS SRV", "edge_hosting_provider", "edge",
+           "The Access Edge routes federation through a default route, which excludes hosting providers such as "
+           "Exchange Online. Fix on a front end: `Set-CsAccessEdgeConfiguration -UseDnsSrvRouting "
+           "-EnablePartnerDiscovery $False` (or $True to discover partner domains by DNS), recreate the Exchange "
+           'Online hosting provider if it was deleted (`New-CsHostingProvider -Identity "Exchange Online" ...`, see '
+           "LyncOwaEdgeHostingProviderMissing), then wait for replication."),
+)
+
+
+def _by_name(reasons: tuple[Reason, ...]) -> dict[str, Reason]:
+    """A reason listed twice would silently keep only its last text: refuse it at import."""
+    by_name: dict[str, Reason] = {}
+    for reason in reasons:
+        if reason.name in by_name:
+            raise ValueError(f"verdict reason {reason.name!r} is listed twice in exporter/verdict/catalogue.py")
+        by_name[reason.name] = reason
+    return by_name
+
+
+REASONS: dict[str, Reason] = _by_name(_ALL_REASONS)
 
 # The collectors whose data the verdict reads: while one of them fails, a row may look better than it is.
 VERDICT_COLLECTORS = frozenset(r.collector for r in REASONS.values()) | {"server_maintenance"}

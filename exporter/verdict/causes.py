@@ -52,10 +52,10 @@ def no_event_112_since_pool_start(readings: Readings, now: float) -> list[Cause]
     """The worker started over 30 minutes ago and no Event 112 is newer; a log without any 112 counts
     only while the event reader succeeds, so a failing reader never looks like a missing event."""
     causes = []
-    for start in readings.select("lync_owa_owa_app_pool_worker_start_timestamp_seconds"):
+    for start in readings.select("lync_owa_app_pool_worker_start_timestamp_seconds"):
         if now - start.value <= EVENT_112_GRACE_SECONDS:
             continue
-        event_112 = readings.select("lync_owa_owa_im_initialised_timestamp_seconds", start.target)
+        event_112 = readings.select("lync_owa_im_initialised_timestamp_seconds", start.target)
         if event_112:
             broken = start.value > event_112[0].value
         else:
@@ -68,8 +68,8 @@ def no_event_112_since_pool_start(readings: Readings, now: float) -> list[Cause]
 def im_initialisation_failing(readings: Readings, now: float) -> list[Cause]:
     """A failure of some kind newer than the newest Event 112 (which must exist); one cause per kind."""
     causes = []
-    for failure in readings.select("lync_owa_owa_im_last_failure_timestamp_seconds"):
-        event_112 = readings.select("lync_owa_owa_im_initialised_timestamp_seconds", failure.target)
+    for failure in readings.select("lync_owa_im_initialisation_last_failure_timestamp_seconds"):
+        event_112 = readings.select("lync_owa_im_initialised_timestamp_seconds", failure.target)
         if event_112 and failure.value > event_112[0].value:
             causes.append(Cause("im_initialisation_failing", failure.target,
                                 f"failure {failure.labels.get('reason', '')}"))
@@ -78,7 +78,7 @@ def im_initialisation_failing(readings: Readings, now: float) -> list[Cause]:
 
 def owa_app_pool_not_started(readings: Readings, now: float) -> list[Cause]:
     return [Cause("owa_app_pool_not_started", one.target)
-            for one in readings.select("lync_owa_owa_app_pool_state", state="Started") if one.value == 0]
+            for one in readings.select("lync_owa_app_pool_state", state="Started") if one.value == 0]
 
 
 def _owa_servers(readings: Readings) -> list[str]:
@@ -155,6 +155,10 @@ RULES: tuple[Callable[[Readings, float], list[Cause]], ...] = (
     _check_rule("im_server_name_not_the_lync_pool", "lync_owa_im_certificate_check_ok", "server_name_matches_pool"),
     _check_rule("im_certificate_lacks_trusted_pool_name", "lync_owa_config_check_ok",
                 "im_certificate_names_trusted_pool"),
+    _check_rule("im_setting_override_not_in_effect", "lync_owa_config_check_ok", "im_setting_override_in_effect"),
+    _check_rule("owa_trusted_application_port_not_answering", "lync_owa_config_check_ok",
+                "owa_trusted_application_port_accepts_tls"),
+    _check_rule("im_certificate_not_trusted_by_lync", "lync_owa_config_check_ok", "im_certificate_chains_to_lync_root"),
     im_initialisation_failing,
     _check_rule("ucma_runtime_missing", "lync_owa_config_check_ok", "ucma_registry_value_present", "ucma_dll_present"),
     owa_app_pool_not_started,
@@ -165,21 +169,24 @@ RULES: tuple[Callable[[Readings, float], list[Cause]], ...] = (
     _organisation_check_rule("owa_trusted_application_missing", "owa_trusted_application_present"),
     _organisation_check_rule("trusted_pool_duplicates_um_server", "trusted_pool_not_duplicating_um"),
     _organisation_check_rule("owa_trusted_pool_registrar_not_the_lync_pool", "owa_trusted_pool_registrar_is_lync_pool"),
+    _check_rule("owa_server_not_known_to_lync", "lync_owa_config_check_ok", "owa_server_known_to_lync"),
     lync_pool_unreachable,
     lync_pool_certificate_expired,
     _edge_rule("edge_hosting_provider_missing", "lync_owa_edge_hosting_provider_present"),
     _edge_rule("edge_hosting_provider_misconfigured", "lync_owa_edge_hosting_provider_setting_ok", "setting"),
     _edge_rule("edge_federation_disabled", "lync_owa_edge_federation_enabled"),
+    _edge_rule("edge_federation_default_route", "lync_owa_edge_federation_dns_srv_routing"),
 )
 
 # Every metric the rules above read, so a test can hold them to the collectors' declarations.
 METRICS_READ = frozenset({
-    "lync_owa_im_log_folder_present", "lync_owa_owa_app_pool_worker_start_timestamp_seconds",
-    "lync_owa_owa_im_initialised_timestamp_seconds", "lync_owa_owa_im_last_failure_timestamp_seconds",
-    "lync_owa_im_certificate_check_ok", "lync_owa_config_check_ok", "lync_owa_owa_app_pool_state",
+    "lync_owa_im_log_folder_present", "lync_owa_app_pool_worker_start_timestamp_seconds",
+    "lync_owa_im_initialised_timestamp_seconds", "lync_owa_im_initialisation_last_failure_timestamp_seconds",
+    "lync_owa_im_certificate_check_ok", "lync_owa_config_check_ok", "lync_owa_app_pool_state",
     "lync_owa_tls_probe_success", "lync_owa_lync_certificate_not_after_timestamp_seconds",
     "lync_owa_hybrid_applicable", "lync_owa_edge_hosting_provider_present",
     "lync_owa_edge_hosting_provider_setting_ok", "lync_owa_edge_federation_enabled",
+    "lync_owa_edge_federation_dns_srv_routing",
     "lync_owa_server_in_maintenance", "lync_owa_server_maintenance_state",
 })
 

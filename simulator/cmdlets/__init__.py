@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from simulator import replay
 from simulator.cmdlets import (  # noqa: F401  (register handlers)
+    cas_mailbox,
+    diagnostics,
     eventlog,
     exchange,
+    exchange_server,
     items,
     lync,
     maintenance,

@@ -215,6 +215,7 @@ def get_owa_mailbox_policy(inv: Invocation) -> None:
             adapted={
                 "Name": name,
                 "Identity": name,
+                "DistinguishedName": owa_policy_dn(inv, name),
                 "IsDefault": policy.is_default,
                 "InstantMessagingEnabled": policy.instant_messaging_enabled,
                 "InstantMessagingType": psobjects.enum_member(
@@ -222,6 +223,12 @@ def get_owa_mailbox_policy(inv: Invocation) -> None:
             },
             to_string=name,
         ))
+
+
+def owa_policy_dn(inv: Invocation, name: str) -> str:
+    """Where an OWA mailbox policy lives in AD (Microsoft's example: "CN=Default,CN=OWA Mailbox
+    Policies,CN=Contoso Corporation,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=com")."""
+    return f"CN={name},CN=OWA Mailbox Policies,{exchange_objects.ObjectBuilder(inv.view).org_dn}"
 
 
 def _client_access(inv: Invocation, type_name: str) -> None:

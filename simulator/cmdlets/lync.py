@@ -125,28 +125,44 @@ def get_hosting_provider(inv: Invocation) -> None:
 @cmdlet("Get-CsAccessEdgeConfiguration", f"{_EDGE}.GetAccessEdgeConfigurationCmdlet", "lync",
         params=_SETTINGS_PARAMS)
 def get_access_edge_configuration(inv: Invocation) -> None:
+    """The Global settings, shaped by the routing method as Microsoft documents it: the output type is
+    DisplayAccessEdgeSettingsDnsSrvRouting or DisplayAccessEdgeSettingsDefaultRoute (reference for
+    Get-CsAccessEdgeConfiguration); DNS SRV routing shows BeClearingHouse and EnablePartnerDiscovery, a
+    default route shows VerificationLevel and IsPublicProvider instead (reference for
+    Set-CsAccessEdgeConfiguration). The DNS SRV object's properties are those of Microsoft's example output
+    ("Manage Access Edge Configuration for your organization"); the default route's DefaultRouteFqdn is
+    named after the cmdlet's parameter (no example output of that shape is published)."""
     if inv.get("LocalStore"):
         config = inv.view.scenario.local_store(inv.view.name)[1]
     else:
         config = _topology(inv).access_edge
+    dns_srv = config.routing_method == "UseDnsSrvRouting"
     for _, c in _select(inv, [("Global", config)]):
+        adapted: dict[str, Any] = {
+            "Identity": "Global",
+            "AllowAnonymousUsers": c.allow_anonymous_users,
+            "AllowFederatedUsers": c.allow_federated_users,
+            "AllowOutsideUsers": c.allow_outside_users,
+        }
+        if dns_srv:
+            adapted.update(BeClearingHouse=False, EnablePartnerDiscovery=c.enable_partner_discovery)
+        else:
+            adapted.update(
+                DefaultRouteFqdn=c.default_route_fqdn,
+                IsPublicProvider=False,
+                VerificationLevel=psobjects.enum_member(psobjects.VerificationLevel, "UseSourceVerification"),
+            )
+        adapted.update({
+            "EnableArchivingDisclaimer": False,
+            "EnableUserReplicator": True,
+            "KeepCrlsUpToDateForPeers": True,
+            "MarkSourceVerifiableOnOutgoingMessages": True,
+            "OutgoingTlsCountForFederatedPartners": 4,
+            "RoutingMethod": psobjects.enum_member(psobjects.RoutingMethod, c.routing_method),
+        })
+        kind = "DnsSrvRouting" if dns_srv else "DefaultRoute"
         inv.out.write(psobjects.ps_object(
-            [f"{_EDGE}.AccessEdgeConfiguration", "System.Object"],
-            adapted={
-                "Identity": "Global",
-                "AllowAnonymousUsers": c.allow_anonymous_users,
-                "AllowFederatedUsers": c.allow_federated_users,
-                "AllowOutsideUsers": c.allow_outside_users,
-                "BeClearingHouse": False,
-                "EnablePartnerDiscovery": c.enable_partner_discovery,
-                "KeepCrlsUpToDateForPeers": True,
-                "MarkSourceVerifiableOnOutgoingMessages": True,
-                "OutgoingTlsCountForFederatedPartners": 4,
-                "RoutingMethod": psobjects.enum_member(psobjects.RoutingMethod, c.routing_method),
-                "DefaultRouteFqdn": c.default_route_fqdn,
-            },
-            to_string="Global",
-        ))
+            [f"{_EDGE}.DisplayAccessEdgeSettings{kind}", "System.Object"], adapted=adapted, to_string="Global"))
 
 
 @cmdlet(

@@ -75,6 +75,8 @@ EXPECTED_PAGES: dict[str, list[tuple[str, dict[str, str]]]] = {
     ],
     # Hybrid (the CMS holds the Exchange Online provider): mailboxes in Exchange Online, under the Edge.
     "edge-provider-missing": [_exchange_online("edge_hosting_provider_missing")],
+    # A default route leaves no room for the Exchange Online hosting provider (hybrid only).
+    "edge-default-routing": [_exchange_online("edge_federation_default_route")],
     "edge-provider-drift": [
         ("LyncOwaEdgeHostingProviderDrift", {"target": "edge01", "field": "enabled_shared_address_space"}),
         _exchange_online("edge_hosting_provider_misconfigured"),
@@ -90,6 +92,22 @@ EXPECTED_PAGES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "trusted-pool-wrong-registrar": [_broken("ex01", "owa_trusted_pool_registrar_not_the_lync_pool"),
                                      _broken("ex02", "owa_trusted_pool_registrar_not_the_lync_pool")],
     "im-cert-lacks-trusted-pool": [_broken("ex01", "im_certificate_lacks_trusted_pool_name")],
+    # OWA's IM endpoint: nothing answers on the OWA trusted application's port; what answers chains to a
+    # root no front end's chain ends at; on 2019 the IM setting override is not loaded.
+    "owa-im-port-not-listening": [_broken("ex01", "owa_trusted_application_port_not_answering")],
+    "im-cert-untrusted-root": [_broken("ex01", "im_certificate_not_trusted_by_lync")],
+    "im-override-not-refreshed": [_broken("ex02", "im_setting_override_not_in_effect")],
+    # 001 advises the server's own FQDN in the IM certificate; the trusted pool's name is the one that pages.
+    "im-cert-lacks-server-name": [_config_check("ex02", "im_certificate_names_server")],
+    # UM autodiscovery covers ex01 (Exchange 2013, both roles); nothing covers ex02 (Exchange 2019, no UM).
+    "owa-server-unknown-to-lync": [_broken("ex02", "owa_server_not_known_to_lync")],
+    # An unsupported version pair (Lync Server 2013 with Exchange 2019) is a ticket: Microsoft says
+    # unsupported, not broken.
+    "lync-2013-with-exchange-2019": [_config_check("ex02", "exchange_lync_versions_supported")],
+    # A non-default OWA policy with IM off governs 42 mailboxes: those users lose IM, no server does.
+    # Every client access server counts it (the policies are organisation-wide): a ticket from each.
+    "owa-policy-im-off-assigned": [_config_check(ex, "owa_mailbox_policies_im_off_unassigned")
+                                   for ex in ("ex01", "ex02")],
     # A misconfiguration (001 recommends against IM on the back end), not broken IM: a ticket.
     "owa-backend-im-enabled": [_config_check("ex01", "owa_backend_vdir_im_not_enabled")],
     "trusted-pool-settings-drift": [_config_check("fe01", check) for check in (
@@ -98,6 +116,8 @@ EXPECTED_PAGES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "oauth-autodiscover-xml": [_config_check("fe01", "oauth_autodiscover_url_svc")],
     "autodiscover-uri-missing": [_config_check("ex02", "autodiscover_internal_uri_set")],
     "oauth-cert-mismatch": [("LyncOwaOAuthCertificateInconsistent", {"severity": "warning"})],
+    # A weak OAuth key is a ticket per front end: OAuth serves server-to-server features, not IM in OWA.
+    "oauth-cert-weak-key": [_config_check(fe, "lync_oauth_certificate_key_size") for fe in ("fe01", "fe02")],
     # Maintenance, not outages: nothing may page. Only the info alert LyncOwaServerInMaintenance fires
     # (routed nowhere), for the server IN_MAINTENANCE names.
     "exchange-maintenance": [],

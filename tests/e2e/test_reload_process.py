@@ -147,10 +147,10 @@ def test_sighup_and_http_reload_a_running_process_keeping_unchanged_jobs_state(r
     events = {"collector": "owa_events", "target": "ex01"}
     exporter.wait("every job up", lambda: exporter.targets() == {"fe01", "fe02", "ex01"} and all(
         s.value == 1 for s in exporter.scrape()["lync_owa_collector_up"].samples))
-    assert exporter.value("lync_owa_owa_events", target="ex01", event="im_initialised") == 0  # history
+    assert exporter.value("lync_owa_event_log_events", target="ex01", event="im_initialised") == 0  # history
     export(folder / "Application-2.evtx", first_xml_id=1021, minutes_ago=30)
     exporter.wait("the new export's Event 112 counted",
-                  lambda: exporter.value("lync_owa_owa_events", target="ex01", event="im_initialised") == 1)
+                  lambda: exporter.value("lync_owa_event_log_events", target="ex01", event="im_initialised") == 1)
     exporter.wait("a few runs of the app pool job", lambda: exporter.value(
         "lync_owa_collector_runs", collector="owa_app_pool", target="ex01") >= 8)
     runs_before = exporter.value("lync_owa_collector_runs", **events)
@@ -166,10 +166,10 @@ def test_sighup_and_http_reload_a_running_process_keeping_unchanged_jobs_state(r
                   in exporter.log())
     assert exporter.value("lync_owa_collector_runs", collector="owa_app_pool", target="ex01") < app_pool_runs_before
     assert exporter.value("lync_owa_collector_runs", **events) >= runs_before  # counters go on
-    assert exporter.value("lync_owa_owa_events", target="ex01", event="im_initialised") == 1
+    assert exporter.value("lync_owa_event_log_events", target="ex01", event="im_initialised") == 1
     export(folder / "Application-3.evtx", first_xml_id=1041, minutes_ago=10)
     exporter.wait("only the third export's Event 112 counted, from the kept cursors",
-                  lambda: exporter.value("lync_owa_owa_events", target="ex01", event="im_initialised") == 2)
+                  lambda: exporter.value("lync_owa_event_log_events", target="ex01", event="im_initialised") == 2)
     assert exporter.value("lync_owa_config_last_reload_successful") == 1.0
     reloaded_at = exporter.value("lync_owa_config_last_reload_success_timestamp_seconds")
     assert reloaded_at > started_at
@@ -191,7 +191,7 @@ def test_sighup_and_http_reload_a_running_process_keeping_unchanged_jobs_state(r
                                            "3 unchanged\n")
     assert "fe02" in exporter.targets()
     assert exporter.value("lync_owa_config_last_reload_successful") == 1.0
-    assert exporter.value("lync_owa_owa_events", target="ex01", event="im_initialised") == 2
+    assert exporter.value("lync_owa_event_log_events", target="ex01", event="im_initialised") == 2
 
     exporter.process.send_signal(signal.SIGTERM)
     assert exporter.process.wait(30) == 0

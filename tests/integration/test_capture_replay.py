@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("password_env")
 
 CERT_NOT_BEFORE = "lync_owa_exchange_certificate_not_before_timestamp_seconds"
 CERT_NOT_AFTER = "lync_owa_exchange_certificate_not_after_timestamp_seconds"
-KEY_SIZE = "lync_owa_exchange_certificate_public_key_size"
+KEY_SIZE = "lync_owa_exchange_certificate_key_bit_length"
 AUTH_FOUND = "lync_owa_exchange_auth_certificate_found"
 AUTH_NOT_AFTER = "lync_owa_exchange_auth_certificate_not_after_timestamp_seconds"
 IM_CHECK = "lync_owa_im_certificate_check_ok"
@@ -64,7 +64,7 @@ WIRE_CERTIFICATES = {
 }
 
 # What each capture feeds; the ones no collector reads, and why (tests/simulator/test_replay.py replays
-# those through the real client too, with their values: Get-ExchangeServer, Get-WinEvent -ListLog).
+# those through the real client too, with their values: Get-WinEvent -ListLog).
 READ_BY = {
     "E15/GetExchangeCertificate.xml": "im_certificate", "E16/GetExchangeCertificate.xml": "im_certificate",
     "wire/GetExchangeCertificateBroken.xml": "im_certificate",
@@ -72,6 +72,8 @@ READ_BY = {
     "E19/GetSettingOverride.xml": "im_certificate",
     "E15/ExchangeBackEnd-OWA_web.config": "im_certificate",  # ClientAccess\Owa\web.config on Exchange 2013
     "E15/GetOwaVirtualDirectory.xml": "owa_im_settings", "E16/GetOwaVirtualDirectory.xml": "owa_im_settings",
+    # Replayed through exchange_topology in tests/integration/test_exchange_servers.py (roles and version).
+    "E15/GetExchangeServer.xml": "exchange_topology", "E16/GetExchangeServer.xml": "exchange_topology",
     # Replayed through the server_maintenance collector in tests/integration/test_server_maintenance.py.
     "E15/GetServerComponentState.xml": "server_maintenance", "E16/GetServerComponentState.xml": "server_maintenance",
 }
@@ -83,8 +85,6 @@ NOT_READ = {
     # Get-WinEvent -ListLog Application: the log's configuration, not events.
     "E15/GetWinEventApplication.xml": "the Application log's configuration (-ListLog), not its events",
     "E16/GetWinEventApplication.xml": "the Application log's configuration (-ListLog), not its events",
-    "E15/GetExchangeServer.xml": "the build comes from the Setup registry key the IM settings check reads",
-    "E16/GetExchangeServer.xml": "the build comes from the Setup registry key the IM settings check reads",
 }
 
 

@@ -11,6 +11,7 @@ from collectors.cms_replication import (
     CmsReplicationCollector,
     FtaEventState,
     read_cms_status,
+    status_time_label,
 )
 from tests.integration.collector_harness import Job
 
@@ -66,7 +67,7 @@ def test_healthy_exports_replicas_status_and_fta_history(job):
     samples = run(job())
     assert states(samples) == HEALTHY_STATES
     now = time.time()
-    heartbeat = samples[(f"{PREFIX}status_timestamp_seconds", ("LastHeartbeats", FE01))]
+    heartbeat = samples[(f"{PREFIX}status_timestamp_seconds", ("last_heartbeat", FE01))]  # LastHeartbeats
     assert abs(now - heartbeat) < 3600
     # The healthy estate's only FTA failure is weeks old: history, not a new event.
     last_1017 = samples[(f"{PREFIX}file_transfer_agent_event_last_seen_timestamp_seconds", ("1017",))]
@@ -155,9 +156,21 @@ def test_cms_status_with_unknown_property_names():
     assert status.active_agents == {"file_transfer": 0, "replicator": 2}
     expected_8utc = dt.datetime(2024, 5, 1, 8, 0, 0, 123456, tzinfo=dt.timezone.utc).timestamp()
     assert status.timestamps == [
-        ("Heartbeats", "fe02.contoso.com", dt.datetime(2024, 5, 1, 9, tzinfo=dt.timezone.utc).timestamp()),
-        ("LastHeartbeat", "fe01.contoso.com", expected_8utc),
+        ("heartbeats", "fe02.contoso.com", dt.datetime(2024, 5, 1, 9, tzinfo=dt.timezone.utc).timestamp()),
+        ("last_heartbeat", "fe01.contoso.com", expected_8utc),
     ]
+
+
+@pytest.mark.parametrize("name, label", [
+    ("LastHeartbeats", "last_heartbeat"),  # known: says what the time is
+    ("LASTHEARTBEATS", "last_heartbeat"),
+    ("WhenChecked", "when_checked"),  # unknown: its name in snake_case
+    ("LastFTAHeartbeat", "last_fta_heartbeat"),
+    ("Last.Sync-Time2", "last_sync_time2"),
+    ("___", "unnamed"),
+])
+def test_cms_status_times_are_labelled_in_snake_case(name, label):
+    assert status_time_label(name) == label
 
 
 def test_cms_status_without_a_master_names_plain_times_unknown():

@@ -59,6 +59,7 @@ HEALTHY = {
     (f"{PREFIX}cms_hosting_provider_present", ()): 1.0,
     (f"{PREFIX}edge_hosting_provider_present", ()): 1.0,
     (f"{PREFIX}edge_federation_enabled", ()): 1.0,
+    (f"{PREFIX}edge_federation_dns_srv_routing", ()): 1.0,
     (f"{PREFIX}edge_hosting_provider_cms_compared", ()): 1.0,
     (f"{PREFIX}hybrid_applicable", ()): 1.0,
     **{(f"{PREFIX}edge_hosting_provider_setting_ok", (name,)): 1.0 for name in SETTINGS_CHECKED},
@@ -113,7 +114,7 @@ def test_edge_provider_drift_flips_one_setting_and_one_field(sim, jobs):
     fe, edge = jobs("fe01"), jobs("edge01")
     sim.set_scenario("edge-provider-drift")
     expected = dict(HEALTHY)
-    expected[(f"{PREFIX}edge_hosting_provider_setting_ok", ("shared_address_space",))] = 0.0
+    expected[(f"{PREFIX}edge_hosting_provider_setting_ok", ("enabled_shared_address_space",))] = 0.0
     expected[(f"{PREFIX}edge_hosting_provider_matches_cms", ("enabled_shared_address_space",))] = 0.0
     assert run_both(fe, edge) == expected
 
@@ -188,7 +189,7 @@ def test_settings_reach_the_collector(jobs):
     # LyncOnline is not Exchange Online: present, but disabled, hosting users, another ProxyFqdn.
     assert got[(f"{PREFIX}edge_hosting_provider_present", ())] == 1.0
     failing = {labels[0] for (name, labels), v in got.items() if name.endswith("setting_ok") and v == 0}
-    assert failing == {"enabled", "shared_address_space", "hosts_ocs_users_false", "proxy_fqdn"}
+    assert failing == {"enabled", "enabled_shared_address_space", "hosts_ocs_users", "proxy_fqdn"}
     assert all(v == 1.0 for (name, _), v in got.items() if name.endswith("matches_cms"))
 
 
@@ -231,9 +232,9 @@ def test_setting_checks_treat_null_as_not_the_required_value():
         _answer(Enabled=None, HostsOCSUsers=None, VerificationLevel=" usesourceverification")
     )
     checks = setting_checks(provider, EXO)
-    assert [name for name in SETTINGS_CHECKED if not checks[name]] == ["enabled", "hosts_ocs_users_false"]
+    assert [name for name in SETTINGS_CHECKED if not checks[name]] == ["enabled", "hosts_ocs_users"]
     bad = Provider.from_answer(_answer(IsLocal=True, VerificationLevel="AlwaysVerifiable", ProxyFqdn="x.example"))
-    assert {n for n, ok in setting_checks(bad, EXO).items() if not ok} == {"is_local_false", "verification_level",
+    assert {n for n, ok in setting_checks(bad, EXO).items() if not ok} == {"is_local", "verification_level",
                                                                           "proxy_fqdn"}
 
 

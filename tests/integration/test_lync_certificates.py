@@ -67,10 +67,11 @@ def test_healthy_front_end_exports_each_use_and_its_oauth_certificate(sim, tmp_p
     assert oauth_thumbprint != thumb
     not_before = by_use(job, NOT_BEFORE.name)
     assert set(not_before) == set(not_after) and all(v[2] < now for v in not_before.values())
-    # Get-CsCertificate reports no key size: nothing exported, nothing judged.
-    assert job.values(KEY_SIZE.name) == {}
+    # Get-CsCertificate reports no key size: the OAuth certificate's comes from its DER in the machine
+    # store (the healthy scenario's certificates have 2048-bit keys); the other uses' stay unknown.
+    assert job.values(KEY_SIZE.name) == {("OAuthTokenIssuer", oauth_thumbprint, "contoso.com"): 2048.0}
     assert job.values(OAUTH_INFO.name) == {(oauth_thumbprint,): 1.0}
-    assert job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0}
+    assert job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0, (CHECK_OAUTH_KEY_SIZE,): 1.0}
 
 
 def test_every_front_end_uses_the_same_oauth_certificate(sim, tmp_path, password_env, sessions):
@@ -105,21 +106,22 @@ def test_oauth_certificate_mismatch_shows_two_thumbprints(sim, tmp_path, passwor
     assert infos["fe01"] == {(fe01_oauth,)}
     assert infos["fe02"] == {(fe02_oauth,)}
     # Same subject on both: only the cross-front-end comparison (a Prometheus rule) can tell.
-    assert all(job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0} for job in jobs.values())
+    assert all(job.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0, (CHECK_OAUTH_KEY_SIZE,): 1.0}
+               for job in jobs.values())
 
 
 def test_sip_domain_from_setting_or_pool_fqdn(sim, tmp_path, password_env, sessions):
+    key_ok = {(CHECK_OAUTH_KEY_SIZE,): 1.0}
     other_domain = run(sim, tmp_path, sessions, "fe01", {"sip_domain": "Fabrikam.com"})
-    assert other_domain.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 0.0}
+    assert other_domain.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 0.0, **key_ok}
     other_pool = run(sim, tmp_path, sessions, "fe01", lync_pool_fqdn="pool01.fabrikam.com")
-    assert other_pool.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 0.0}
+    assert other_pool.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 0.0, **key_ok}
     setting_wins = run(sim, tmp_path, sessions, "fe01", {"sip_domain": "contoso.com"},
                        lync_pool_fqdn="pool01.fabrikam.com")
-    assert setting_wins.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0}
+    assert setting_wins.values(CONFIG_CHECK_OK.name) == {(CHECK_OAUTH_SIP_DOMAIN,): 1.0, **key_ok}
     unknown = run(sim, tmp_path, sessions, "fe01", lync_pool_fqdn=None)
-    assert unknown.values(CONFIG_CHECK_OK.name) == {}  # no SIP domain known: not judged
+    assert unknown.values(CONFIG_CHECK_OK.name) == key_ok  # no SIP domain known: the subject is not judged
     assert unknown.values(OAUTH_INFO.name) == {(thumbprint(sim, FE01, "oauth"),): 1.0}
-    assert CHECK_OAUTH_KEY_SIZE not in {labels[0] for labels in unknown.values(CONFIG_CHECK_OK.name)}
 
 
 @pytest.mark.parametrize("fault, kind", [("terminating_error", "command"), ("non_terminating_error", "command"),
@@ -137,7 +139,7 @@ def test_a_failing_server_fails_only_this_job(sim, tmp_path, password_env, sessi
 # ---------------------------------------------------------------- every scenario flips only what it should
 
 
-_BY_USE = {NOT_AFTER.name, NOT_BEFORE.name}  # labels (use, thumbprint, subject_cn)
+_BY_USE = {NOT_AFTER.name, NOT_BEFORE.name, KEY_SIZE.name}  # labels (use, thumbprint, subject_cn)
 
 
 def _snapshot(jobs: dict[str, Job]) -> dict[tuple, float]:
@@ -174,6 +176,9 @@ def _changed(before: dict[tuple, float], after: dict[tuple, float]) -> set[tuple
 EXPECTED_CHANGES = {
     "cert-expiring": {("fe01", NOT_AFTER.name)},
     "oauth-cert-mismatch": {("fe02", NOT_AFTER.name), ("fe02", NOT_BEFORE.name), ("fe02", OAUTH_INFO.name)},
+    # A new key is a new certificate (another thumbprint) with the same dates and subject.
+    "oauth-cert-weak-key": {(fe, metric) for fe in ("fe01", "fe02")
+                            for metric in (KEY_SIZE.name, OAUTH_INFO.name, CONFIG_CHECK_OK.name)},
 }
 
 

@@ -78,7 +78,9 @@ def test_healthy_front_end_passes_every_check(sim, tmp_path, password_env, sessi
                            **{check: 1 for check in POOL_SETTING_CHECKS}}
     assert [host for host, _ in resolver.asked] == ["fe01.contoso.com", "autodiscover.contoso.com"]
     assert all(0 < budget <= 5 for _, budget in resolver.asked)
-    assert checks(exchange_job(sim, tmp_path, sessions, "ex01", reports)) == {"autodiscover_internal_uri_set": 1}
+    # The front end handed the OWA pools over: ex01 stands in owa.contoso.com, so Lync knows it.
+    assert checks(exchange_job(sim, tmp_path, sessions, "ex01", reports)) == {"autodiscover_internal_uri_set": 1,
+                                                                              "owa_server_known_to_lync": 1}
     assert um_servers(reports) == ()  # ex01 (Exchange 2013) answered Get-UMDialPlan: no SipName dial plan
     assert set(checks(job)) == LYNC_CHECKS and set(checks(job).values()) == {1}
 
@@ -137,7 +139,8 @@ def test_trusted_pool_duplicating_a_sipname_um_server(sim, tmp_path, password_en
     job = lync_job(sim, tmp_path, sessions, reports=reports)
     assert "trusted_pool_not_duplicating_um" not in checks(job)
     checks(exchange_job(sim, tmp_path, sessions, "ex01", reports))
-    assert um_servers(reports) == ("ex01",)
+    # ex01 runs Exchange 2013 with the Mailbox and Client Access roles: both UM services, autodiscovered.
+    assert um_servers(reports) == ("ex01.contoso.com",)
     result = checks(job)
     assert result["trusted_pool_not_duplicating_um"] == 0 and result["owa_trusted_application_present"] == 1
 
@@ -196,11 +199,17 @@ EXPECTED_CHANGES = {
     "trusted-pool-wrong-registrar": {("fe01", "owa_trusted_pool_registrar_is_lync_pool")},
     "trusted-pool-settings-drift": {("fe01", check) for check in POOL_SETTING_CHECKS},
     "autodiscover-uri-missing": {("ex02", "autodiscover_internal_uri_set")},
+    "owa-server-unknown-to-lync": {("ex02", "owa_server_known_to_lync")},
 }
 
 # Checks that rest on what a scenario removes are not exported there: no OWA pool, no Registrar to judge.
+# Without any path for OWA (no pool hosting OutlookWebApp, no autodiscovered UM server) the per-server
+# owa_server_known_to_lync is not judged: the front end's owa_trusted_application_present says it once.
 NOT_JUDGED = {"owa-trusted-app-missing": {("fe01", check) for check in
-                                          ("owa_trusted_pool_registrar_is_lync_pool", *POOL_SETTING_CHECKS)}}
+                                          ("owa_trusted_pool_registrar_is_lync_pool", *POOL_SETTING_CHECKS)}
+              | {("ex01", "owa_server_known_to_lync"), ("ex02", "owa_server_known_to_lync")},
+              "owa-server-unknown-to-lync": {("fe01", check) for check in
+                                             ("owa_trusted_pool_registrar_is_lync_pool", *POOL_SETTING_CHECKS)}}
 
 
 def test_each_scenario_changes_only_its_own_checks(sim, tmp_path, password_env, sessions):
@@ -213,11 +222,14 @@ def test_each_scenario_changes_only_its_own_checks(sim, tmp_path, password_env, 
     def snapshot() -> dict[tuple[str, str], float]:
         return {(target, check): value for target, job in jobs.items() for check, value in checks(job).items()}
 
+    # Twice per state: the Exchange jobs read the pools the front end's job posted in the round before.
+    snapshot()
     healthy = snapshot()
     assert {check for target, check in healthy if target == "fe01"} == LYNC_CHECKS
     assert set(healthy.values()) == {1.0}, healthy  # the healthy estate raises none
     for scenario in scenario_names():
         sim.set_scenario(scenario)
+        snapshot()
         now = snapshot()
         assert set(now) == set(healthy) - NOT_JUDGED.get(scenario, set()), scenario
         failing = {key for key, value in now.items() if value != 1.0}

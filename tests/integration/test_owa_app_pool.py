@@ -16,11 +16,11 @@ from collectors.owa_app_pool.collector import POOL_STATES, OwaAppPoolCollector
 from tests.conftest import free_port
 from tests.integration.collector_harness import Job
 
-STATE = "lync_owa_owa_app_pool_state"
-RUNNING = "lync_owa_owa_app_pool_worker_running"
-STARTED = "lync_owa_owa_app_pool_worker_start_timestamp_seconds"
-HC_UP = "lync_owa_owa_healthcheck_up"
-HC_STATUS = "lync_owa_owa_healthcheck_status_code"
+STATE = "lync_owa_app_pool_state"
+RUNNING = "lync_owa_app_pool_worker_running"
+STARTED = "lync_owa_app_pool_worker_start_timestamp_seconds"
+HC_UP = "lync_owa_healthcheck_up"
+HC_STATUS = "lync_owa_healthcheck_status_code"
 W3WP = r"c:\windows\system32\inetsrv\w3wp.exe"
 
 

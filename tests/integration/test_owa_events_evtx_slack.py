@@ -24,9 +24,9 @@ from tests.conftest import SHARED_EVTX
 from tests.evtx_writer import EvtxWriter, background_event, owa_event
 from tests.integration.collector_harness import Job
 
-EVENTS = "lync_owa_owa_events_total"
-FAILURES = "lync_owa_owa_im_failures_total"
-LAST_112 = "lync_owa_owa_im_initialised_timestamp_seconds"
+EVENTS = "lync_owa_event_log_events_total"
+FAILURES = "lync_owa_im_initialisation_failures_total"
+LAST_112 = "lync_owa_im_initialised_timestamp_seconds"
 RECORDS_SKIPPED = "lync_owa_evtx_records_skipped_total"
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 

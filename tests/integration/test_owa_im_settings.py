@@ -28,7 +28,8 @@ CHECK = "lync_owa_config_check_ok"
 POLICY_ENABLED = "lync_owa_mailbox_policy_im_enabled"
 POLICY_OCS = "lync_owa_mailbox_policy_im_type_ocs"
 E6_CHECKS = ("owa_vdir_im_enabled", "owa_vdir_im_type_ocs", "owa_mailbox_policy_im_enabled",
-             "owa_mailbox_policy_im_type_ocs", "owa_backend_vdir_im_not_enabled")
+             "owa_mailbox_policy_im_type_ocs", "owa_backend_vdir_im_not_enabled",
+             "owa_mailbox_policies_im_off_unassigned")
 
 
 def collect(sim, tmp_path: Path, target: str, settings: dict | None = None) -> Snapshot:
@@ -71,6 +72,7 @@ def test_default_policy_im_off_flips_the_policy_checks_everywhere(sim, tmp_path,
         exported = collect(sim, tmp_path, target)
         assert checks(exported) == {"owa_vdir_im_enabled": 1.0, "owa_vdir_im_type_ocs": 1.0,
                                     "owa_backend_vdir_im_not_enabled": 1.0,
+                                    "owa_mailbox_policies_im_off_unassigned": 1.0,  # the default is the verdict's
                                     "owa_mailbox_policy_im_enabled": 0.0, "owa_mailbox_policy_im_type_ocs": 0.0}
         assert policies(exported) == {"Default": (0.0, 0.0)}
     assert_untouched(sim, tmp_path, healthy, ("ex01", "owa_im_settings"), ("ex02", "owa_im_settings"))
@@ -146,7 +148,7 @@ exchange_org:
 """))
     exported = collect(sim, tmp_path, "ex01")
     assert checks(exported) == {"owa_vdir_im_enabled": 1.0, "owa_vdir_im_type_ocs": 1.0,
-                                "owa_backend_vdir_im_not_enabled": 1.0}
+                                "owa_backend_vdir_im_not_enabled": 1.0, "owa_mailbox_policies_im_off_unassigned": 1.0}
     assert policies(exported) == {"Default": (1.0, 1.0)}
 
 

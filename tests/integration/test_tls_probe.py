@@ -347,8 +347,9 @@ def signals(job: Job) -> dict[str, tuple]:
 def test_simulated_services_healthy_then_cert_expiring(sim, probe_job):
     jobs = {target: probe_job(target, **service_settings(sim, target)) for target in TARGETS}
     expected_endpoints = {
-        "ex01": {"ex01.contoso.com:443"},
-        "ex02": {"ex02.contoso.com:443"},
+        # OWA on 443 and OWA's IM endpoint on the OutlookWebApp trusted application's port.
+        "ex01": {"ex01.contoso.com:443", "ex01.contoso.com:5199"},
+        "ex02": {"ex02.contoso.com:443", "ex02.contoso.com:5199"},
         "fe01": {"fe01.contoso.com:5061", "pool01.contoso.com:5061"},
         "fe02": {"fe02.contoso.com:5061", "pool01.contoso.com:5061"},
         "edge01": {"sip.contoso.com:443", "edge01.contoso.com:5061"},
@@ -366,7 +367,8 @@ def test_simulated_services_healthy_then_cert_expiring(sim, probe_job):
     for target, job in jobs.items():
         assert job.run().up, job.status.last_error
         flipped = {e for e, (ok, verified, soon) in signals(job).items() if soon}
-        assert flipped == {"ex01": {"ex01.contoso.com:443"}, "fe01": expected_endpoints["fe01"]}.get(target, set())
+        # ex01's IM/UM certificate is bound to IIS and named by IMCertificateThumbprint: both endpoints show it.
+        assert flipped == {"ex01": expected_endpoints["ex01"], "fe01": expected_endpoints["fe01"]}.get(target, set())
         for (endpoint,), not_after in job.values(NOT_AFTER).items():
             if endpoint in flipped:
                 assert abs(not_after - in_five_days) < DAY, endpoint
@@ -375,7 +377,7 @@ def test_simulated_services_healthy_then_cert_expiring(sim, probe_job):
         assert set(job.values(VERIFIED).values()) == {1}  # expiring, not expired yet
 
 
-def test_only_cert_expiring_flips_the_probe_signals(sim, probe_job):
+def test_only_certificate_and_im_endpoint_scenarios_flip_the_probe_signals(sim, probe_job):
     jobs = {target: probe_job(target, **service_settings(sim, target)) for target in TARGETS}
     flipped_by = {}
     for name in scenario_names():
@@ -386,8 +388,15 @@ def test_only_cert_expiring_flips_the_probe_signals(sim, probe_job):
             flips |= {(target, e) for e, signal in signals(job).items() if signal != (1, 1, False)}
         if flips:
             flipped_by[name] = flips
-    assert flipped_by == {"cert-expiring": {("ex01", "ex01.contoso.com:443"), ("fe01", "fe01.contoso.com:5061"),
-                                            ("fe01", "pool01.contoso.com:5061")}}
+    assert flipped_by == {
+        "cert-expiring": {("ex01", "ex01.contoso.com:443"), ("ex01", "ex01.contoso.com:5199"),
+                          ("fe01", "fe01.contoso.com:5061"), ("fe01", "pool01.contoso.com:5061")},
+        # Nothing answers on the trusted application's port; a self-signed IM certificate does not verify;
+        # a certificate without the server's FQDN does not name the host on either port.
+        "owa-im-port-not-listening": {("ex01", "ex01.contoso.com:5199")},
+        "im-cert-untrusted-root": {("ex01", "ex01.contoso.com:5199")},
+        "im-cert-lacks-server-name": {("ex02", "ex02.contoso.com:443"), ("ex02", "ex02.contoso.com:5199")},
+    }
 
 
 def test_default_endpoints_reach_the_simulated_services(sim, probe_job):
@@ -407,9 +416,9 @@ def test_refused_simulated_host_is_a_probe_failure(sim, probe_job):
     sim.set_fault("ex01.contoso.com", "refuse")
     status = job.run()
     assert status.up, status.last_error
-    assert job.values(SUCCESS) == {("ex01.contoso.com:443",): 0}
+    assert job.values(SUCCESS) == {("ex01.contoso.com:443",): 0, ("ex01.contoso.com:5199",): 0}
     assert failures(job, "ex01.contoso.com:443")["refused"] == 1
     sim.clear_faults()
     assert job.run().up
-    assert job.values(SUCCESS) == {("ex01.contoso.com:443",): 1}
+    assert job.values(SUCCESS) == {("ex01.contoso.com:443",): 1, ("ex01.contoso.com:5199",): 1}
     assert failures(job, "ex01.contoso.com:443") == {k: (1 if k == "refused" else 0) for k in FAILURE_KINDS}

@@ -10,8 +10,9 @@ which the mutation tests at the end prove.
 
 Versions: Exchange 2013 (E15) answers are compared with the E15 captures, 2016 (E16) with E16; the
 only Exchange 2019 capture is Get-SettingOverride (E19), compared with a 2019 server's answer.
-Get-ExchangeServer is not simulated natively: it is compared through replay, which serves any
-capture (simulator/replay.py).
+Get-ExchangeServer is simulated natively with only the properties the checks read
+(simulator/cmdlets/exchange_server.py), so its full shape is compared through replay, which serves any
+capture (simulator/replay.py); the native answer's properties are held to the capture's forms below.
 """
 
 from __future__ import annotations
@@ -162,6 +163,19 @@ EXCHANGE_CASES = [
 def test_exchange_answers_have_the_captured_shape(captures, exchange_pools, capture, host, cmdlet, params):
     assert_same_shape(capture_shapes(captures / capture), answer_shapes(exchange_pools[host], cmdlet, **params),
                       f"{cmdlet} on {host} vs {capture}")
+
+
+@pytest.mark.parametrize(("capture", "host"), [("E16/GetExchangeServer.xml", EX02)])
+def test_native_get_exchange_server_keeps_the_captured_forms(captures, exchange_pools, capture, host):
+    """ex02 (2019, answering with 2016's shapes) answers natively, not replayed, with a subset of the
+    properties: each one it sends has the capture's form (element, types, nested properties), and the
+    object the capture's type names and ToString. (ex01 and ex03 replay the captures here.)"""
+    (reference,) = capture_shapes(captures / capture)
+    for answer in answer_shapes(exchange_pools[host], "Get-ExchangeServer", Identity="EX02"):
+        assert set(answer["adapted"]) <= set(reference["adapted"]), set(answer["adapted"]) - set(reference["adapted"])
+        assert {"Name", "Fqdn", "ServerRole", "AdminDisplayVersion"} <= set(answer["adapted"])
+        subset = {**reference, "adapted": {k: v for k, v in reference["adapted"].items() if k in answer["adapted"]}}
+        assert differences(subset, answer, allowed=ALLOWED) == [], f"Get-ExchangeServer on {host} vs {capture}"
 
 
 @pytest.mark.parametrize(("capture", "host"), [("E15/GetWinEventApplication.xml", EX01),

@@ -33,6 +33,9 @@ SHIPPED = {
     "exchange-maintenance", "frontend-drained",
     "trusted-pool-wrong-registrar", "im-cert-lacks-trusted-pool", "owa-backend-im-enabled",
     "trusted-pool-settings-drift",
+    "oauth-cert-weak-key", "edge-default-routing",
+    "owa-server-unknown-to-lync", "lync-2013-with-exchange-2019", "owa-policy-im-off-assigned",
+    "owa-im-port-not-listening", "im-cert-untrusted-root", "im-cert-lacks-server-name", "im-override-not-refreshed",
 }
 
 

@@ -87,8 +87,9 @@ def test_control_api(sim):
     status, _ = control(sim, "DELETE", f"/control/faults?host={FE01}")
     assert status == 200 and sim.state()["hosts"][FE01]["faults"] == []
     status, stats = control(sim, "GET", "/control/stats")
-    assert status == 200 and set(stats[FE01]) == {"shells_created", "shells_open", "commands", "requests",
-                                                   "requests_encrypted", "auth_failures"}
+    assert status == 200 and set(stats[FE01]) == {"shells_created", "shells_open", "commands", "signals",
+                                                   "pipelines_open", "requests", "requests_encrypted",
+                                                   "auth_failures"}
     assert control(sim, "DELETE", "/control/faults")[0] == 200
 
 

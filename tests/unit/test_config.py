@@ -172,7 +172,7 @@ def test_defaults_for_endpoints_and_global(tmp_path):
         "global:\n  staleness_intervals: 3\n  max_concurrent_jobs: 16\n  lync_pool_fqdn: pool01.contoso.com\n", ""
     )
     cfg = load(tmp_path, text)
-    assert cfg.global_ == GlobalSettings(staleness_intervals=3, max_concurrent_jobs=16, lync_pool_fqdn=None)
+    assert cfg.global_ == GlobalSettings(staleness_intervals=3, max_concurrent_jobs=64, lync_pool_fqdn=None)
     fe01 = cfg.target("fe01")
     assert fe01.endpoint("windows") == Endpoint(
         "windows", "https://fe01.contoso.com:5986/wsman", "Microsoft.PowerShell", True, None, "auto"

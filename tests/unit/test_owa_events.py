@@ -66,13 +66,28 @@ def test_every_fixture_failure_message_is_an_im_failure_of_its_reason():
 
 # --- the tally --------------------------------------------------------------------------------------
 
-def test_every_reason_is_exported_at_zero_from_the_start_and_the_112_time_only_once_seen():
-    samples = Tally().samples()
+EVTX_SERIES = {"lync_owa_evtx_records_skipped_total", "lync_owa_evtx_chunks_skipped_total",
+               "lync_owa_evtx_other_computer_events_total", "lync_owa_evtx_files_unreadable"}
+TIMES = {"lync_owa_im_initialised_timestamp_seconds", "lync_owa_im_initialisation_last_failure_timestamp_seconds"}
+
+
+def test_every_reason_is_exported_at_zero_from_the_start_and_times_only_once_seen():
+    samples = Tally().samples(reads_evtx=True)
     names = {s.spec.name for s in samples}
-    assert "lync_owa_owa_im_initialised_timestamp_seconds" not in names
-    assert names == {m.name for m in METRICS} - {"lync_owa_owa_im_initialised_timestamp_seconds"}
-    failures = {s.label_values[0]: s.value for s in samples if s.spec.name == "lync_owa_owa_im_failures_total"}
+    assert names == {m.name for m in METRICS} - TIMES
+    failures = {s.label_values[0]: s.value for s in samples if s.spec.name == "lync_owa_im_initialisation_failures_total"}
     assert failures == dict.fromkeys(IM_FAILURE_REASONS, 0.0)
+
+
+def test_the_evtx_series_exist_only_when_evtx_files_are_read():
+    tally = Tally()
+    tally.observe(Meaning("im_failure", "ucma_missing"), 120.0, counted=True)
+    remote = {s.spec.name for s in tally.samples(reads_evtx=False)}
+    assert not remote & EVTX_SERIES
+    assert EVTX_SERIES <= {s.spec.name for s in tally.samples(reads_evtx=True)}
+    last = [(s.label_values, s.value) for s in tally.samples(reads_evtx=False)
+            if s.spec.name == "lync_owa_im_initialisation_last_failure_timestamp_seconds"]
+    assert last == [(("ucma_missing",), 120.0)]  # the reasons never seen have no time
 
 
 def test_history_sets_times_but_only_counted_events_count():

@@ -86,7 +86,7 @@ def test_the_watcher_remembers_when_a_run_first_showed_the_cause():
 
 def test_texts_from_servers_are_escaped_and_there_is_no_script():
     estate = healthy().fail("owa_app_pool", "ex01", "command", HOSTILE)
-    estate.set("owa_events", "ex02", "lync_owa_owa_im_last_failure_timestamp_seconds", NOW, reason=HOSTILE)
+    estate.set("owa_events", "ex02", "lync_owa_im_initialisation_last_failure_timestamp_seconds", NOW, reason=HOSTILE)
     page = status_page.render(_filled(estate), now=NOW)
     assert HOSTILE not in page and "<script" not in page
     assert html.escape(HOSTILE) in page
@@ -99,7 +99,7 @@ def test_texts_from_servers_are_escaped_and_there_is_no_script():
 
 
 def test_maintenance_is_said_in_words_and_its_findings_are_marked_not_paged():
-    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_owa_app_pool_state", 0, state="Started")
+    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_app_pool_state", 0, state="Started")
     estate.set("server_maintenance", "ex01", "lync_owa_server_in_maintenance", 1)
     estate.set("server_maintenance", "ex01", "lync_owa_server_maintenance_state", 1,
                kind="exchange_component", component="ServerWideOffline", state="Inactive")

@@ -110,8 +110,10 @@ def test_settings_defaults_and_normalisation():
     ({"endpoints": []}, "at least 1"),
     ({"endpoints": ["a.contoso.com:443", "A.contoso.com:443"]}, "listed twice"),
     ({"endpoints": [f"h{i}.contoso.com:443" for i in range(17)]}, "at most 16"),
-    ({"endpoints": ["a.contoso.com:443"], "connect_addresses": {"b.contoso.com:443": "127.0.0.1:1"}},
-     "not in endpoints"),
+    # A typo in connect_addresses is refused while only the listed endpoints are probed (with the OWA trusted
+    # application's ports probed too, an address may be for one of those, found at run time).
+    ({"endpoints": ["a.contoso.com:443"], "connect_addresses": {"b.contoso.com:443": "127.0.0.1:1"},
+      "probe_trusted_application_ports": False}, "not in endpoints"),
     ({"connect_addresses": {"a.contoso.com:443": "127.0.0.1"}}, "is not 'host:port'"),
     ({"server_name": "https://mail"}, "DNS name"),
     ({"probe_timeout": 30.0}, "shorter than timeout"),

@@ -44,8 +44,14 @@ def test_the_healthy_estate_is_ok_everywhere():
      "im_server_name_not_the_lync_pool"),
     ("lync_owa_config_check_ok", "im_certificate", {"check": "im_certificate_names_trusted_pool"},
      "im_certificate_lacks_trusted_pool_name"),
+    ("lync_owa_config_check_ok", "im_certificate", {"check": "im_setting_override_in_effect"},
+     "im_setting_override_not_in_effect"),
+    ("lync_owa_config_check_ok", "tls_probe", {"check": "owa_trusted_application_port_accepts_tls"},
+     "owa_trusted_application_port_not_answering"),
+    ("lync_owa_config_check_ok", "tls_probe", {"check": "im_certificate_chains_to_lync_root"},
+     "im_certificate_not_trusted_by_lync"),
     ("lync_owa_config_check_ok", "ucma_runtime", {"check": "ucma_dll_present"}, "ucma_runtime_missing"),
-    ("lync_owa_owa_app_pool_state", "owa_app_pool", {"state": "Started"}, "owa_app_pool_not_started"),
+    ("lync_owa_app_pool_state", "owa_app_pool", {"state": "Started"}, "owa_app_pool_not_started"),
     ("lync_owa_config_check_ok", "owa_im_settings", {"check": "owa_vdir_im_type_ocs"},
      "owa_virtual_directory_im_disabled"),
 ])
@@ -76,13 +82,13 @@ def test_the_fix_names_the_server():
 @pytest.mark.parametrize(("started_minutes_ago", "broken"), [(29, False), (31, True)])
 def test_no_event_112_waits_out_the_30_minute_grace(started_minutes_ago, broken):
     start = NOW - started_minutes_ago * 60
-    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_owa_app_pool_worker_start_timestamp_seconds", start)
-    estate.set("owa_events", "ex01", "lync_owa_owa_im_initialised_timestamp_seconds", start - HOUR)  # before the start
+    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_app_pool_worker_start_timestamp_seconds", start)
+    estate.set("owa_events", "ex01", "lync_owa_im_initialised_timestamp_seconds", start - HOUR)  # before the start
     assert verdicts(estate.rows())["ex01"] == (("BROKEN", ["no_event_112_since_pool_start"]) if broken else ("OK", []))
 
 
 def test_a_log_without_any_event_112_breaks_only_while_the_event_reader_works():
-    estate = healthy().set("owa_events", "ex01", "lync_owa_owa_im_initialised_timestamp_seconds", None)
+    estate = healthy().set("owa_events", "ex01", "lync_owa_im_initialised_timestamp_seconds", None)
     assert verdicts(estate.rows())["ex01"] == ("BROKEN", ["no_event_112_since_pool_start"])
     row = estate.fail("owa_events", "ex01", "unreachable", "cannot connect").rows()["ex01"]
     assert (row.status, row.findings) == (Status.UNKNOWN, ())
@@ -91,20 +97,20 @@ def test_a_log_without_any_event_112_breaks_only_while_the_event_reader_works():
 
 
 def test_an_event_112_after_the_start_is_healthy_however_old_the_start():
-    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_owa_app_pool_worker_start_timestamp_seconds",
+    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_app_pool_worker_start_timestamp_seconds",
                            NOW - 40 * 86400)
     assert verdicts(estate.rows())["ex01"] == ("OK", [])
 
 
 def test_an_initialisation_failure_newer_than_event_112_breaks_with_its_kind():
-    estate = healthy().set("owa_events", "ex01", "lync_owa_owa_im_last_failure_timestamp_seconds", NOW - 60,
+    estate = healthy().set("owa_events", "ex01", "lync_owa_im_initialisation_last_failure_timestamp_seconds", NOW - 60,
                            reason="certificate_not_found")
-    estate.set("owa_events", "ex01", "lync_owa_owa_im_last_failure_timestamp_seconds", NOW - 3 * HOUR, reason="other")
+    estate.set("owa_events", "ex01", "lync_owa_im_initialisation_last_failure_timestamp_seconds", NOW - 3 * HOUR, reason="other")
     row = estate.rows()["ex01"]
     assert [(f.reason.name, f.detail) for f in row.findings] == [
         ("im_initialisation_failing", "failure certificate_not_found")]
     # Without any Event 112 to compare with, the rule says nothing (the no-112 rule speaks instead).
-    estate.set("owa_events", "ex01", "lync_owa_owa_im_initialised_timestamp_seconds", None)
+    estate.set("owa_events", "ex01", "lync_owa_im_initialised_timestamp_seconds", None)
     assert verdicts(estate.rows())["ex01"] == ("BROKEN", ["no_event_112_since_pool_start"])
 
 
@@ -156,6 +162,7 @@ def test_an_expired_default_certificate_of_one_front_end_breaks_every_owa_server
     ("lync_owa_edge_hosting_provider_setting_ok", {"setting": "proxy_fqdn"}, "edge_hosting_provider_misconfigured",
      "proxy_fqdn"),
     ("lync_owa_edge_federation_enabled", {}, "edge_federation_disabled", ""),
+    ("lync_owa_edge_federation_dns_srv_routing", {}, "edge_federation_default_route", ""),
 ])
 def test_an_edge_check_breaks_the_exchange_online_row_where_hybrid_applies(metric, labels, reason, detail):
     estate = healthy().set("edge_hosting_provider", "edge01", metric, 0, **labels)
@@ -191,7 +198,7 @@ def test_a_cause_still_breaks_a_server_whose_app_pool_job_fails():
 
 
 def test_a_server_in_maintenance_shows_maintenance_and_what_would_be_broken():
-    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_owa_app_pool_state", 0, state="Started")
+    estate = healthy().set("owa_app_pool", "ex01", "lync_owa_app_pool_state", 0, state="Started")
     estate.set("server_maintenance", "ex01", "lync_owa_server_in_maintenance", 1)
     estate.set("server_maintenance", "ex01", "lync_owa_server_maintenance_state", 1,
                kind="exchange_component", component="ServerWideOffline", state="Inactive")
