@@ -36,12 +36,19 @@ from collectors.sources.response_cap import AnswerTally, cap_response_bodies
 # jobs on one endpoint (up to 7 collectors) then wait on each other less, and each pool holds at most
 # this many connections.
 MAX_LANES = 4
+# Off: in the fault soak (benchmarks/soak.py), a host that hung and was healed stayed failing on its
+# Exchange endpoint in about half the runs with four lanes, and in none with one. Until that is
+# understood, every pool runs one pipeline at a time, as before; the lanes stay tested
+# (tests/integration/test_remoting_lanes.py turns them on).
+LANES_ENABLED = False
 # Authentications that carry the credential in every request, so any connection may carry any request.
 PER_REQUEST_AUTH = frozenset({"basic", "certificate"})
 
 
 def lanes_for(auth: str, encryption: str) -> int:
     """How many pipelines may run at once on one pool of this endpoint."""
+    if not LANES_ENABLED:
+        return 1
     if auth not in PER_REQUEST_AUTH:
         return 1  # connection-bound authentication, perhaps sealed messages: one connection
     if encryption == "always":

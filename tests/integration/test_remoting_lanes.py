@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from collectors.contract import Deadline, Field, Shape
+from collectors.sources import wsman_client
 from collectors.sources.concurrent_calls import run_together
 from collectors.sources.remoting import EndpointSpec, RemoteSession
 from collectors.sources.wsman_client import MAX_LANES, lanes_for
@@ -58,6 +59,13 @@ def connections_to(port: int) -> int:
         if fields[9] in inodes and int(fields[2].split(":")[1], 16) == port and fields[3] == "01":
             count += 1
     return count
+
+
+
+@pytest.fixture(autouse=True)
+def lanes_on(monkeypatch):
+    """The lanes are off by default (collectors/sources/wsman_client.py says why); these tests keep them working."""
+    monkeypatch.setattr(wsman_client, "LANES_ENABLED", True)
 
 
 def test_a_cmdlet_costs_command_and_receive_and_the_host_forgets_it(sim):
