@@ -178,7 +178,7 @@ hosts:
 """)
     scenario = load_scenario(tmp_path / "child.yaml")
     assert set(scenario.replays) == {EX01, EX02}
-    assert scenario.replays[EX01]["get-settingoverride"][1].path == captures / "E19" / "GetSettingOverride.xml"
+    assert scenario.replays[EX01]["get-settingoverride"][1].path.resolve() == (captures / "E19" / "GetSettingOverride.xml").resolve()
 
 
 @pytest.mark.parametrize(("content", "expected"), [
