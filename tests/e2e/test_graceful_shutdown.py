@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -29,6 +30,20 @@ def _open_shells(sim: Simulator) -> int:
     return sum(host["shells_open"] for host in sim.stats().values())
 
 
+def _healthz_status(port: int) -> int:
+    """/healthz's answer once the serving process has heard from the running scheduler (a snapshot
+    reaches it within a heartbeat), or the last answer after 10 s."""
+    end, status = time.monotonic() + 10, 0
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        time.sleep(0.1)
+    return status
+
+
 def test_sigterm_closes_every_remote_session_and_exits_zero(tmp_path):
     sim = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
                     username=SIM_USERNAME, password=SIM_PASSWORD)
@@ -48,8 +63,7 @@ def test_sigterm_closes_every_remote_session_and_exits_zero(tmp_path):
             assert process.poll() is None, process.stdout.read()
             time.sleep(0.2)
         assert _open_shells(sim) >= 2, "the exporter never opened its sessions"
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
-            assert response.status == 200
+        assert _healthz_status(port) == 200
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 0, output
