@@ -76,6 +76,16 @@ _CHECKS = (
         "-Component VariantConfiguration -Argument Refresh, then Restart-WebAppPool MSExchangeOWAAppPool on that server.",
     ),
     ConfigCheck(
+        "owa_app_pool_recycled_after_im_override",
+        "E3",
+        "Exchange 2016/2019: the newest w3wp.exe of MSExchangeOWAAppPool (Win32_Process CreationDate) started after the "
+        "IM setting override in use last changed (Get-SettingOverride WhenChangedUTC), with 5 minutes for the clocks of "
+        "the server and the domain controller (run when the override sets both values and a worker runs).",
+        "Restart-WebAppPool MSExchangeOWAAppPool on that server (after Get-ExchangeDiagnosticInfo -Server <server name> "
+        "-Process Microsoft.Exchange.Directory.TopologyService -Component VariantConfiguration -Argument Refresh, if not "
+        "yet done).",
+    ),
+    ConfigCheck(
         "im_certificate_chains_to_lync_root",
         "E3",
         "The chain OWA presents on the OWA trusted application's port ends at the root of a chain a Lync front end "

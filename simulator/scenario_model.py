@@ -157,6 +157,8 @@ class SettingOverride(_Model):
     reason: str = ""
     min_version: str | None = None
     max_version: str | None = None
+    # When it last changed (WhenChanged/WhenChangedUTC); None: 30 days before the estate's start.
+    changed: Time = None
 
 
 class UMDialPlan(_Model):

@@ -50,6 +50,11 @@ from collectors.im_certificate.im_settings import (
     normalise_thumbprint,
     thumbprint_well_formed,
 )
+from collectors.im_certificate.override_recycle import (
+    CHECK_RECYCLED,
+    judge_recycled,
+    last_change_in_use,
+)
 from collectors.im_certificate.owa_web_config import (
     WebConfigError,
     parse_im_app_settings,
@@ -66,6 +71,7 @@ from collectors.im_certificate.variant_configuration import (
     judge_override,
 )
 from collectors.im_certificate.variant_configuration import CMDLET as DIAGNOSTIC_CMDLET
+from collectors.sources.app_pool_workers import PROCESS_CMDLET, PROCESS_PARAMETERS
 from collectors.sources.file_text import FILE_TEXT
 from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS
 
@@ -95,6 +101,9 @@ SETTING_OVERRIDE = Shape(
         Field("MinVersion", "str", required=False, nullable=True),
         Field("MaxVersion", "str", required=False, nullable=True),
         Field("Status", "str", required=False, nullable=True),
+        # When the override last changed: did OWA's worker start after it (override_recycle)?
+        Field("WhenChangedUTC", "datetime", required=False, nullable=True),
+        Field("WhenChanged", "datetime", required=False, nullable=True),
     ),
 )
 # Over Exchange's remote endpoint a certificate carries only its DER (../shared/captures/exchange/wire).
@@ -250,6 +259,7 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         ("windows", "Get-Content"),
         ("windows", "Get-ChildItem"),
         ("windows", "Select-Object"),
+        ("windows", PROCESS_CMDLET),
         ("exchange", "Get-SettingOverride"),
         ("exchange", "Get-ExchangeCertificate"),
         ("exchange", "Get-AuthConfig"),
@@ -262,6 +272,7 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         # Only the computer's personal store: read-only, and only for HasPrivateKey.
         "Get-ChildItem": {"Path": OneOf((CERT_STORE,))},
         "Select-Object": {"Property": None},
+        PROCESS_CMDLET: PROCESS_PARAMETERS,
         "Get-SettingOverride": {},
         "Get-ExchangeCertificate": {"Server": None},
         "Get-AuthConfig": {},
@@ -272,7 +283,7 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         settings = ctx.settings
         server = settings.exchange_server or ctx.target.host
         certificates = self._certificates(ctx, server)
-        im = self._im_settings(ctx, settings.source, server)
+        im, override_changed = self._im_settings(ctx, settings.source, server)
         now = dt.datetime.now(dt.timezone.utc)
         result = evaluate(im, certificates, ctx.estate.lync_pool_fqdn, now)
 
@@ -294,6 +305,9 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         in_effect, ctx.state.diagnostic_logged = judge_override(ctx, im, server, ctx.state.diagnostic_logged)
         if in_effect is not None:
             samples.append(check_sample(CHECK_OVERRIDE_IN_EFFECT, in_effect))
+        recycled = judge_recycled(ctx, im, override_changed)
+        if recycled is not None:
+            samples.append(check_sample(CHECK_RECYCLED, recycled))
         auth = self._auth_certificate(ctx, certificates)
         uses = {cert.thumbprint: use for use, cert in (("im", result.certificate), ("auth", auth)) if cert}
         samples += self._certificate_samples(ctx, certificates, settings, uses)
@@ -303,8 +317,10 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         return samples
 
     # --- where the IM settings come from ------------------------------------------------------
-    def _im_settings(self, ctx: Context, source: str, server: str) -> ImSettings:
+    def _im_settings(self, ctx: Context, source: str, server: str) -> tuple[ImSettings, dt.datetime | None]:
+        """The settings, and when the setting overrides they come from last changed (None: web.config)."""
         build: tuple[int, ...] | None = None
+        changed: dt.datetime | None = None
         if source == "auto":
             setup = self._setup(ctx)
             source = SOURCE_WEB_CONFIG if setup.version == EXCHANGE_2013 else SOURCE_SETTING_OVERRIDE
@@ -312,6 +328,7 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
         if source == SOURCE_SETTING_OVERRIDE:
             overrides = ctx.run("exchange", "Get-SettingOverride", None, SETTING_OVERRIDE).objects
             im, note = im_settings_from_overrides(overrides, server, build), "Get-SettingOverride"
+            changed = last_change_in_use(overrides, server, build)
         else:
             im, note = self._from_web_config(ctx, self._setup(ctx))
         # Said once per change, not every run: the metrics carry the state, the log names the file.
@@ -321,7 +338,7 @@ class ImCertificateCollector(Collector[ImCertificateSettings, ImCertificateState
                 ctx.log.warning("OWA IM settings of %s unreadable (%s): %s", ctx.target.host, im.problem, note)
             elif note.startswith("duplicate"):
                 ctx.log.warning("OWA IM settings of %s: %s", ctx.target.host, note)
-        return im
+        return im, changed
 
     def _setup(self, ctx: Context) -> ExchangeSetup:
         """Install path and version from Exchange's Setup key; read once per job (they change only on reinstall)."""

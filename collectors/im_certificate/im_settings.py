@@ -133,6 +133,26 @@ def _parameters(override: Mapping[str, Any]) -> dict[str, list[str]]:
     return found
 
 
+def override_scope(override: Mapping[str, Any], server: str, version: tuple[int, ...] | None) -> str | None:
+    """"server" or "organization" when ``override`` is an IM settings override (OwaServer/IMSettings)
+    in effect for ``server`` of build ``version``, by its scope; None when it does not apply."""
+    if trim_text(override.get("ComponentName")).casefold() != OVERRIDE_COMPONENT.casefold():
+        return None
+    if trim_text(override.get("SectionName")).casefold() != OVERRIDE_SECTION.casefold():
+        return None
+    if not _in_effect(override) or not _in_version_range(override, version):
+        return None
+    servers = _names(override.get("Server"))
+    if servers and not any(names_server(entry, server) for entry in servers):
+        return None
+    return "server" if servers else "organization"
+
+
+def override_parameters(override: Mapping[str, Any]) -> dict[str, list[str]]:
+    """An override's ``Key=Value`` parameters by lower-case key."""
+    return _parameters(override)
+
+
 def im_settings_from_overrides(
     overrides: Iterable[Mapping[str, Any]], server: str, version: tuple[int, ...] | None = None
 ) -> ImSettings:
@@ -146,18 +166,11 @@ def im_settings_from_overrides(
     """
     scoped: dict[str, dict[str, list[str]]] = {"server": {}, "organization": {}}
     for override in overrides:
-        if trim_text(override.get("ComponentName")).casefold() != OVERRIDE_COMPONENT.casefold():
+        applies = override_scope(override, server, version)
+        if applies is None:
             continue
-        if trim_text(override.get("SectionName")).casefold() != OVERRIDE_SECTION.casefold():
-            continue
-        if not _in_effect(override) or not _in_version_range(override, version):
-            continue
-        servers = _names(override.get("Server"))
-        if servers and not any(names_server(entry, server) for entry in servers):
-            continue
-        scope = scoped["server" if servers else "organization"]
         for key, values in _parameters(override).items():
-            scope.setdefault(key, []).extend(values)
+            scoped[applies].setdefault(key, []).extend(values)
 
     resolved: dict[str, str | None] = {}
     for key, normalise in ((KEY_SERVER_NAME, normalise_fqdn), (KEY_THUMBPRINT, normalise_thumbprint)):

@@ -1,3 +1,3 @@
 """Check E5: the MSExchangeOWAAppPool state, its worker and OWA's health check (collector ``owa_app_pool``).
 
-``collector`` and ``iis_workers`` (which w3wp.exe serves which pool)."""
+``collector``; which w3wp.exe serves which pool is read by ``collectors.sources.app_pool_workers``."""

@@ -27,30 +27,23 @@ from collectors.contract import (
     Sample,
     Shape,
 )
-from collectors.helpers.cmdlet_policy import OneOf
 from collectors.helpers.paths import check_ca_file
 from collectors.helpers.text import clean_text
-from collectors.owa_app_pool.iis_workers import pool_workers
+from collectors.sources.app_pool_workers import (
+    PROCESS_CMDLET,
+    PROCESS_PARAMETERS,
+    read_pool_workers,
+)
 from collectors.sources.http_probe import probe
 
 STATE_CMDLET = "Get-WebAppPoolState"
-PROCESS_CMDLET = "Get-CimInstance"
 DEFAULT_POOL = "MSExchangeOWAAppPool"
 # Get-WebAppPoolState's values, in IIS's order; anything else is reported as Unknown.
 POOL_STATES = ("Starting", "Started", "Stopping", "Stopped", "Unknown")
 _STATE_BY_KEY = {state.lower(): state for state in POOL_STATES}
-# A constant filter: nothing from configuration or from a server ever becomes part of a query.
-_W3WP_FILTER = "Name='w3wp.exe'"
 HOST_PLACEHOLDER = "{host}"
 
 POOL_STATE = Shape(STATE_CMDLET, (Field("Value", "str", nullable=True),))
-PROCESS = Shape(
-    PROCESS_CMDLET,
-    (
-        Field("CommandLine", "str", required=False, nullable=True),
-        Field("CreationDate", "datetime", required=False, nullable=True),
-    ),
-)
 
 STATE = MetricSpec(
     "lync_owa_app_pool_state",
@@ -145,7 +138,7 @@ class OwaAppPoolCollector(Collector[OwaAppPoolSettings, OwaAppPoolState]):
     cmdlets = (("windows", STATE_CMDLET), ("windows", PROCESS_CMDLET))
     cmdlet_parameters = {
         STATE_CMDLET: {"Name": None},  # the pool name is a setting
-        PROCESS_CMDLET: {"ClassName": OneOf(("Win32_Process",)), "Filter": OneOf((_W3WP_FILTER,))},
+        PROCESS_CMDLET: PROCESS_PARAMETERS,
     }
 
     def collect(self, ctx: Context) -> list[Sample]:
@@ -170,12 +163,7 @@ class OwaAppPoolCollector(Collector[OwaAppPoolSettings, OwaAppPoolState]):
         return [STATE.sample(1 if s == state else 0, state=s) for s in POOL_STATES]
 
     def _worker(self, ctx: Context, pool_name: str) -> list[Sample]:
-        answer = ctx.run("windows", PROCESS_CMDLET, {"ClassName": "Win32_Process", "Filter": _W3WP_FILTER}, PROCESS)
-        unreadable = sum(1 for p in answer.objects if not p.get("CommandLine"))
-        if unreadable:
-            # Win32_Process hides other users' command lines from accounts without admin rights.
-            ctx.log.debug("%d w3wp.exe processes without a command line; not attributed to a pool", unreadable)
-        workers = pool_workers(answer.objects, pool_name)
+        workers = read_pool_workers(ctx, pool_name)
         samples = [WORKER_RUNNING.sample(1 if workers.count else 0)]
         if workers.newest_start is not None:
             samples.append(WORKER_START.sample(workers.newest_start.timestamp()))

@@ -78,6 +78,13 @@ _ALL_REASONS = (
            "not refreshed). Fix: `Get-ExchangeDiagnosticInfo -Server <server name> -Process "
            "Microsoft.Exchange.Directory.TopologyService -Component VariantConfiguration -Argument Refresh`, then "
            "`Restart-WebAppPool MSExchangeOWAAppPool` on {target}."),
+    Reason("owa_app_pool_not_recycled_after_im_override", "E3 OWA worker started after the IM setting override "
+           "changed (2016/2019)", "im_certificate", "server",
+           "OWA's worker on {target} started before its IM setting override last changed: it still runs on the old "
+           "IMServerName and IMCertificateThumbprint. Fix: `Restart-WebAppPool MSExchangeOWAAppPool` on {target} "
+           "(after `Get-ExchangeDiagnosticInfo -Server <server name> -Process "
+           "Microsoft.Exchange.Directory.TopologyService -Component VariantConfiguration -Argument Refresh`, if not "
+           "yet done)."),
     Reason("owa_trusted_application_port_not_answering", "L2 OWA trusted application's port answers TLS on the OWA "
            "server", "tls_probe", "server",
            "{target} completes no TLS handshake on the port of Lync's OutlookWebApp trusted application. Confirm: "

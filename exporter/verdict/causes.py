@@ -156,6 +156,8 @@ RULES: tuple[Callable[[Readings, float], list[Cause]], ...] = (
     _check_rule("im_certificate_lacks_trusted_pool_name", "lync_owa_config_check_ok",
                 "im_certificate_names_trusted_pool"),
     _check_rule("im_setting_override_not_in_effect", "lync_owa_config_check_ok", "im_setting_override_in_effect"),
+    _check_rule("owa_app_pool_not_recycled_after_im_override", "lync_owa_config_check_ok",
+                "owa_app_pool_recycled_after_im_override"),
     _check_rule("owa_trusted_application_port_not_answering", "lync_owa_config_check_ok",
                 "owa_trusted_application_port_accepts_tls"),
     _check_rule("im_certificate_not_trusted_by_lync", "lync_owa_config_check_ok", "im_certificate_chains_to_lync_root"),

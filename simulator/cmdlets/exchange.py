@@ -333,6 +333,7 @@ def get_setting_override(inv: Invocation) -> None:
             object_classes=["top", "msExchConfigSettings"],
             exchange_version=(0, 1, "8.0.535.0"),
             version=view.host.exchange.version,
+            changed_at=view.at(override.changed),
         ))
 
 

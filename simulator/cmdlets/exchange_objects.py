@@ -100,6 +100,12 @@ class ObjectBuilder:
         moment = (self.view.started_at - dt.timedelta(days=days_before_start)).replace(microsecond=0)
         return PSDateTime(moment.astimezone(dt.timezone.utc if utc else self.view.tz))
 
+    def _changed(self, moment: dt.datetime | None, days_before_start: float, utc: bool) -> PSDateTime:
+        """WhenChanged: a scenario's time (whole seconds, as directory times are), else a fixed age."""
+        if moment is None:
+            return self.ad_time(days_before_start, utc=utc)
+        return PSDateTime(moment.replace(microsecond=0).astimezone(dt.timezone.utc if utc else self.view.tz))
+
     def guid(self, *parts: str) -> uuid.UUID:
         return uuid.uuid5(uuid.NAMESPACE_URL, "simulated-ad:" + "/".join(p.lower() for p in parts))
 
@@ -217,6 +223,7 @@ class ObjectBuilder:
         object_state: str = "Unchanged",
         created_days: float = 400,
         changed_days: float = 30,
+        changed_at: dt.datetime | None = None,
     ) -> Any:
         """An Exchange AD object: its own properties, then ADObject's (the captures' order)."""
         identity = self.ad_object_id(dn, identity_shown, identity_parent)
@@ -235,9 +242,9 @@ class ObjectBuilder:
             "Guid": self.guid(dn),
             "ObjectCategory": self.schema_class(schema_class),
             "ObjectClass": self.strings(object_classes),
-            "WhenChanged": self.ad_time(changed_days),
+            "WhenChanged": self._changed(changed_at, changed_days, utc=False),
             "WhenCreated": self.ad_time(created_days),
-            "WhenChangedUTC": self.ad_time(changed_days, utc=True),
+            "WhenChangedUTC": self._changed(changed_at, changed_days, utc=True),
             "WhenCreatedUTC": self.ad_time(created_days, utc=True),
             "OrganizationId": self.organization_id(version),
             "Id": identity,  # the same object: sent as <Ref>, as Exchange does

@@ -97,6 +97,8 @@ EXPECTED_PAGES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "owa-im-port-not-listening": [_broken("ex01", "owa_trusted_application_port_not_answering")],
     "im-cert-untrusted-root": [_broken("ex01", "im_certificate_not_trusted_by_lync")],
     "im-override-not-refreshed": [_broken("ex02", "im_setting_override_not_in_effect")],
+    # Refreshed but not recycled: ex02's OWA worker predates the override's last change.
+    "override-not-recycled": [_broken("ex02", "owa_app_pool_not_recycled_after_im_override")],
     # 001 advises the server's own FQDN in the IM certificate; the trusted pool's name is the one that pages.
     "im-cert-lacks-server-name": [_config_check("ex02", "im_certificate_names_server")],
     # UM autodiscovery covers ex01 (Exchange 2013, both roles); nothing covers ex02 (Exchange 2019, no UM).

@@ -16,6 +16,8 @@ from tests.integration.collector_harness import Job
 from tests.integration.owa_im_snapshots import write_scenario
 
 IN_EFFECT = "im_setting_override_in_effect"
+# Judged beside it (test_im_override_recycled.py): OWA's worker started after the override changed.
+RECYCLED = "owa_app_pool_recycled_after_im_override"
 NAMES_SERVER = "im_certificate_names_server"
 
 pytestmark = pytest.mark.usefixtures("password_env")
@@ -47,19 +49,19 @@ def checks(sim, tmp_path, sessions, target: str) -> dict[str, float]:
 def test_healthy_override_in_effect_and_names(sim, tmp_path, sessions):
     # Exchange 2013 keeps its IM settings in web.config: no override to be in effect.
     assert checks(sim, tmp_path, sessions, "ex01") == {NAMES_SERVER: 1}
-    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1, IN_EFFECT: 1}
+    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1, IN_EFFECT: 1, RECYCLED: 1}
 
 
 def test_override_changed_but_not_refreshed(sim, tmp_path, sessions):
     sim.set_scenario("im-override-not-refreshed")
     # The configured values are fine (the renewed certificate): only the loaded ones lag behind.
-    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1, IN_EFFECT: 0}
+    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1, IN_EFFECT: 0, RECYCLED: 1}
     assert checks(sim, tmp_path, sessions, "ex01") == {NAMES_SERVER: 1}
 
 
 def test_certificate_without_the_server_fqdn(sim, tmp_path, sessions):
     sim.set_scenario("im-cert-lacks-server-name")
-    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 0, IN_EFFECT: 1}
+    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 0, IN_EFFECT: 1, RECYCLED: 1}
     assert checks(sim, tmp_path, sessions, "ex01") == {NAMES_SERVER: 1}
 
 
@@ -70,7 +72,7 @@ def test_loaded_settings_without_im_settings_are_not_in_effect(sim, tmp_path, se
     exchange:
       loaded_im_settings: {server_name: null, certificate_thumbprint: null}
 """))
-    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1, IN_EFFECT: 0}
+    assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1, IN_EFFECT: 0, RECYCLED: 1}
 
 
 def test_an_unreadable_answer_leaves_the_check_out_and_says_why(sim, tmp_path, sessions, caplog):
@@ -82,6 +84,6 @@ def test_an_unreadable_answer_leaves_the_check_out_and_says_why(sim, tmp_path, s
       Get-ExchangeDiagnosticInfo: diagnostic-not-xml.xml
 """))
     with caplog.at_level(logging.WARNING):
-        assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1}
+        assert checks(sim, tmp_path, sessions, "ex02") == {NAMES_SERVER: 1, RECYCLED: 1}
     assert any("Get-ExchangeDiagnosticInfo -Component VariantConfiguration" in r.getMessage()
                and "not XML" in r.getMessage() for r in caplog.records)

@@ -36,6 +36,7 @@ SHIPPED = {
     "oauth-cert-weak-key", "edge-default-routing",
     "owa-server-unknown-to-lync", "lync-2013-with-exchange-2019", "owa-policy-im-off-assigned",
     "owa-im-port-not-listening", "im-cert-untrusted-root", "im-cert-lacks-server-name", "im-override-not-refreshed",
+    "override-not-recycled",
 }
 
 

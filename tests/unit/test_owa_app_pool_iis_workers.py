@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from collectors.owa_app_pool.iis_workers import (
+from collectors.helpers.iis_workers import (
     app_pool_of,
     pool_workers,
     serves_pool,

@@ -46,6 +46,8 @@ def test_the_healthy_estate_is_ok_everywhere():
      "im_certificate_lacks_trusted_pool_name"),
     ("lync_owa_config_check_ok", "im_certificate", {"check": "im_setting_override_in_effect"},
      "im_setting_override_not_in_effect"),
+    ("lync_owa_config_check_ok", "im_certificate", {"check": "owa_app_pool_recycled_after_im_override"},
+     "owa_app_pool_not_recycled_after_im_override"),
     ("lync_owa_config_check_ok", "tls_probe", {"check": "owa_trusted_application_port_accepts_tls"},
      "owa_trusted_application_port_not_answering"),
     ("lync_owa_config_check_ok", "tls_probe", {"check": "im_certificate_chains_to_lync_root"},
