@@ -109,7 +109,9 @@ class SoakOptions:
     slowloris: int = 0
     slowloris_trickle: float = 5.0
     scraper_address: str = "127.0.0.2"
-    attacker_address: str = "127.0.0.3"  # not 127.0.0.1: its local ports would collide with the simulator's listeners
+    # An address of its own, as an attacker on the network has (the endpoint shares its connection
+    # slots by client address); the scraper's is another.
+    attacker_address: str = "127.0.0.3"
 
     def stall_bound(self, jobs: int) -> float:
         """How long a live job's runs_total may stand still: four intervals, or the wait in a full
@@ -842,11 +844,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_simulator:
         serve_simulator(args.serve_simulator)
         return 0
+    faults = tuple(k.strip() for k in args.faults.split(",") if k.strip())
+    unknown = [k for k in faults if k not in FAULT_KINDS]
+    if unknown or not faults:
+        parser.error(f"--faults {args.faults!r}: " + (f"unknown kind {unknown[0]!r}" if unknown else "no kind")
+                     + f"; the soak draws from {', '.join(FAULT_KINDS)}")
     options = SoakOptions(hosts=args.hosts, duration=args.duration, flap_seconds=args.flap_seconds,
                           interval=args.interval, timeout=args.timeout, workers=args.workers,
                           sample_every=args.sample_every, scrape_every=args.scrape_every, window=args.window,
-                          seed=args.seed, faults=tuple(k.strip() for k in args.faults.split(",") if k.strip()),
-                          slowloris=args.slowloris)
+                          seed=args.seed, faults=faults, slowloris=args.slowloris)
     report = run_soak(options, progress=lambda line: print(line, flush=True))
     print(report.table())
     print(report.summary())

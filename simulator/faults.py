@@ -5,7 +5,8 @@ setting a fault of a kind already active replaces it.
 
 - ``latency``: ``latency_ms`` added before every answer, and ``open_latency_ms`` more when a shell is
   created (real servers take seconds to start a PowerShell host and load the Lync module).
-- ``refuse``: the host's listening socket is closed (connection refused); clearing re-binds the port.
+- ``refuse``: the host's listening socket is closed (connection refused) while its port stays held
+  (simulator/transport.py); clearing re-binds the port.
 - ``http_401``: every request is refused with 401 (as with a wrong password).
 - ``http_500``: every request gets HTTP 500 with a WSMan fault body, as Windows sends.
 - ``hang``: requests are read and never answered until the fault is cleared or the simulator stops.

@@ -5,6 +5,13 @@ Each accepted connection gets its own thread running the HTTP handler (keep-aliv
 requests use). The transport can close one host's listener and its live connections (the
 ``refuse`` fault: connection refused, pooled connections dropped) and bind the same port again,
 and ``stop()`` closes everything and joins every thread it started.
+
+While a listener is closed its port stays held by a bound socket that never listens: a SYN to a
+bound but not listening TCP port is answered with RST, so clients get ECONNREFUSED, and the port
+cannot be handed out meanwhile as the local port of some other connection on the same address
+(which made binding it again fail with EADDRINUSE under load). Listener, placeholder and the new
+listener share the port through SO_REUSEPORT (same user; verified on Linux only); where the
+placeholder cannot be bound the port is let go of, with a warning, as before.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ class Listener:
         self.port = port
         self.handler = handler
         self.sock: socket.socket | None = None
+        # Bound, never listening: keeps the port while the listener is closed (see the module doc).
+        self.placeholder: socket.socket | None = None
 
 
 class Transport:
@@ -44,6 +53,7 @@ class Transport:
         self._ops: queue.Queue[tuple[Callable[[], None], threading.Event]] = queue.Queue()
         self._lock = threading.Lock()
         self._connections: dict[socket.socket, tuple[Listener, threading.Thread]] = {}
+        self._placeholders: set[Listener] = set()  # listeners whose port a placeholder holds
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sim-acceptor", daemon=True)
         self._started = False
@@ -55,11 +65,17 @@ class Transport:
         self._started = True
 
     def bind(self, listener: Listener) -> None:
-        """Open the listening socket (port 0 picks one; afterwards the same port is reused)."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        """Open the listening socket (port 0 picks one; afterwards the same port is reused).
+
+        A placeholder holding the port is closed only once the new listener listens, so the port
+        is never free in between."""
+        taking_over = listener.placeholder is not None
+        sock = _port_socket(share=taking_over)
         try:
             sock.bind((listener.host, listener.port))
+            if not taking_over:
+                # Shared only from now on: a first bind still fails on a port someone else holds.
+                _share_port(sock)
             sock.listen(128)
         except OSError:
             sock.close()
@@ -67,13 +83,17 @@ class Transport:
         sock.setblocking(False)
         listener.port = sock.getsockname()[1]
         listener.sock = sock
-        self._run(lambda: self._selector.register(sock, selectors.EVENT_READ, listener))
+        try:
+            self._run(lambda: self._selector.register(sock, selectors.EVENT_READ, listener))
+        finally:
+            self._release_placeholder(listener)
 
     def unbind(self, listener: Listener) -> None:
-        """Close the listening socket and every live connection of this listener."""
+        """Close the listening socket and every live connection of this listener; the port stays held."""
         sock = listener.sock
         if sock is not None:
             listener.sock = None
+            self._hold_port(listener)
 
             def close() -> None:
                 self._selector.unregister(sock)
@@ -81,6 +101,33 @@ class Transport:
 
             self._run(close)
         self.drop_connections(listener)
+
+    def _hold_port(self, listener: Listener) -> None:
+        """Bind the placeholder before the listener closes (both carry SO_REUSEPORT)."""
+        if listener.placeholder is not None:
+            return
+        if not hasattr(socket, "SO_REUSEPORT"):
+            log.warning("%s: port %d not held while refused (no SO_REUSEPORT here); binding it again may fail",
+                        listener.name, listener.port)
+            return
+        placeholder = _port_socket(share=True)
+        try:
+            placeholder.bind((listener.host, listener.port))
+        except OSError as err:
+            placeholder.close()
+            log.warning("%s: port %d not held while refused (%s); binding it again may fail",
+                        listener.name, listener.port, err)
+            return
+        listener.placeholder = placeholder
+        with self._lock:
+            self._placeholders.add(listener)
+
+    def _release_placeholder(self, listener: Listener) -> None:
+        placeholder, listener.placeholder = listener.placeholder, None
+        if placeholder is not None:
+            placeholder.close()
+            with self._lock:
+                self._placeholders.discard(listener)
 
     def drop_connections(self, listener: Listener) -> None:
         with self._lock:
@@ -100,6 +147,10 @@ class Transport:
             key.fileobj.close()  # type: ignore[union-attr]
         self._selector.close()
         self._wake_w.close()
+        with self._lock:
+            held = list(self._placeholders)
+        for listener in held:
+            self._release_placeholder(listener)
         with self._lock:
             connections = list(self._connections.items())
         for conn, _ in connections:
@@ -196,6 +247,24 @@ class Transport:
                 self._connections.pop(conn, None)
             _shutdown(active)
             active.close()
+
+
+def _port_socket(share: bool) -> socket.socket:
+    """A TCP socket; ``share``: it binds a port its listener or placeholder holds (SO_REUSEPORT)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if share:
+        _share_port(sock)
+    return sock
+
+
+def _share_port(sock: socket.socket) -> None:
+    """Let a later socket of this process bind the same port (Linux: SO_REUSEPORT, same user)."""
+    if hasattr(socket, "SO_REUSEPORT"):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        except OSError:  # defined but not supported by this kernel
+            pass
 
 
 def _shutdown(conn: socket.socket) -> None:
