@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/bench_evtx.py [--records 40000] [--owa 12] [--append 100] [--repeat 5]
                                               [--clock wall|cpu] [--real DIR] [--rounds 40] [--real-only]
-                                              [--real-every-record]
+                                              [--real-every-record] [--only NAME ...]
 
 Generates a Windows-shaped Application log with tests/evtx_writer.py (about 40,000 records from
 several providers, a dozen MSExchange OWA events), then measures:
@@ -21,7 +21,8 @@ several providers, a dozen MSExchange OWA events), then measures:
 - with --real DIR (default: the shared folder of real event logs beside the project, when present):
   per real file, the MSExchange OWA scan beside the Rust parser reading the same file, each the
   fastest of --rounds loops taken in turns (``--real-only``: only these; ``--real-every-record``:
-  also every record rendered each way).
+  also every record rendered each way; ``--only NAME``: only the files whose name contains NAME,
+  to give a close call more rounds).
 The Rust package is only a benchmark anchor and the tests' reference, never a runtime dependency.
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -148,16 +150,19 @@ def min_per_call(fns: list, rounds: int, loop_seconds: float = 0.005) -> list[fl
     return best
 
 
-def real_files(folder: Path, repeat: int, rounds: int, every_record: bool) -> None:
+def real_files(folder: Path, repeat: int, rounds: int, every_record: bool, only: list[str] | None = None) -> None:
     """The OWA-only scan beside the Rust parser on each real file (both read from the page cache)."""
     try:
         import evtx  # noqa: F401
     except ImportError:
         return
-    print(f"real files in {folder.name}/: OWA-only scan vs Rust evtx reading every record, per call, "
-          f"min of {rounds} alternating loops of 5 ms")
+    clock_name = "CPU time" if clock is time.process_time else "wall clock"
+    print(f"real files in {folder.name}/: OWA-only scan vs Rust evtx reading every record, per call ({clock_name}), "
+          f"min of {rounds} alternating loops of 5 ms; load average {os.getloadavg()[0]:.1f} at the start")
     slower = []
     for path in sorted(folder.glob("*.evtx")):
+        if only and not any(name in path.name for name in only):
+            continue
         ours, rust = min_per_call([lambda: scan_file(path), lambda: rust_all(path)], rounds)
         line = (f"  {path.name:36} OWA scan {ours * 1e6:9.1f} us  rust {rust * 1e6:9.1f} us  "
                 f"OWA scan {rust / ours:5.2f}x as fast as rust")
@@ -170,7 +175,8 @@ def real_files(folder: Path, repeat: int, rounds: int, every_record: bool) -> No
         print(line)
         if ours > rust:
             slower.append(path.name)
-    print("OWA scan slower than rust on: " + (", ".join(slower) if slower else "no file"))
+    print("OWA scan slower than rust on: " + (", ".join(slower) if slower else "no file")
+          + f"; load average {os.getloadavg()[0]:.1f} at the end")
 
 
 def main() -> None:
@@ -188,6 +194,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40,
                         help="alternating loops per real file for the OWA scan and the Rust parser (the min counts)")
     parser.add_argument("--real-only", action="store_true", help="only the real files, not the generated log")
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="only the real files whose name contains NAME (repeatable): more rounds on a few files")
     parser.add_argument("--real-every-record", action="store_true",
                         help="also render every record of each real file (tens of seconds with python-evtx)")
     parser.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "evtx",
@@ -199,7 +207,7 @@ def main() -> None:
     if not args.real_only:
         generated_log(args)
     if args.real.is_dir():
-        real_files(args.real, args.repeat, args.rounds, args.real_every_record)
+        real_files(args.real, args.repeat, args.rounds, args.real_every_record, args.only)
 
 
 def generated_log(args: argparse.Namespace) -> None:

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from Evtx.Evtx import Evtx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from collectors.sources.evtx import (
+    CHUNK_HEADER_SIZE,
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
     MAX_DATA_CHARS,
@@ -98,6 +99,40 @@ def test_prefilter_drops_nothing_against_rendering_everything(log_file):
     quick, full = scan_file(path), scan_file(path, render_all=True)
     assert full.stats.records_rendered == 1500
     assert [event_key(e) for e in quick.events] == [event_key(e) for e in full.events]
+
+
+def _any_case(form: bytes, flips: int) -> bytes:
+    """``form`` with the case of its ASCII letters swapped where ``flips`` has a bit set."""
+    return bytes(c ^ 0x20 if chr(c).isascii() and chr(c).isalpha() and flips >> (i % 60) & 1 else c
+                 for i, c in enumerate(form))
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.text(min_size=1, max_size=24), noise=st.binary(max_size=400), at=st.integers(0, 400),
+       utf16=st.booleans(), flips=st.integers(0, 2**60))
+def test_the_byte_test_keeps_the_name_in_any_case_and_encoding(name, noise, at, utf16, flips):
+    """``Needle.may_be_in`` (one translate pass: lower-cased, NULs dropped, bytes the name lacks made
+    one filler byte) finds the name wherever it is, UTF-16LE or 8-bit, in any ASCII case."""
+    from collectors.sources.evtx.prefilter import Needle
+
+    needle = Needle(name)
+    form = name.encode("utf-16-le") if utf16 else name.encode("latin-1", "ignore")
+    assume(form.strip(b"\0"))  # a name none of whose characters is 8-bit has no 8-bit form to plant
+    data = noise[:at] + _any_case(form, flips) + noise[at:]
+    assert needle.may_be_in(data)
+    assert needle.may_be_in(data) or not needle.in_(data.lower())
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.sampled_from(["MSExchange OWA", "ESENT", "Microsoft-Windows-Security-SPP", "Łódź Ñame"]),
+       data=st.binary(max_size=600))
+def test_the_byte_test_is_never_stricter_than_the_exact_one(name, data):
+    """Whatever the bytes, a match of the exact test (``in_`` on the lower-cased bytes) passes the
+    one-pass test too: it can only be wrong the safe way."""
+    from collectors.sources.evtx.prefilter import Needle
+
+    needle = Needle(name)
+    assert needle.may_be_in(data) or not needle.in_(data.lower())
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -506,16 +541,19 @@ def test_reads_without_pread_give_the_same_scan(log_file, tmp_path, monkeypatch)
     assert with_pread[1][1]["records_seen"] == 20 and len(with_pread[1][0]) == 2
 
 
-def test_a_chunk_without_the_name_is_read_only_up_to_its_mark(tmp_path, monkeypatch):
-    """A one-chunk export without MSExchange OWA events: the file header and the records, in one
-    read; never the 64 KiB chunk and its slack."""
+@pytest.mark.parametrize("count", [8, 12, 60])
+def test_a_chunk_without_the_name_is_read_only_up_to_its_mark(tmp_path, monkeypatch, count):
+    """A one-chunk export without MSExchange OWA events: the file header and the start of the chunk
+    in one read (``START_BYTES``), and, where the records go on past it, one more read up to the
+    end-of-data mark; never the 64 KiB chunk and its slack."""
     from collectors.sources.evtx import layout
 
     writer = EvtxWriter()
-    for i in range(12):
+    for i in range(count):
         writer.add(EventSpec("MSExchange Common", 4999, T0 + timedelta(seconds=i), (f"report {i}",)))
     path = tmp_path / "export.evtx"
     writer.write(path)
+    mark = layout.chunk_info(0, path.read_bytes()[FILE_HEADER_SIZE:FILE_HEADER_SIZE + CHUNK_HEADER_SIZE]).free
     reads: list[int] = []
     real = layout._pread
 
@@ -526,9 +564,12 @@ def test_a_chunk_without_the_name_is_read_only_up_to_its_mark(tmp_path, monkeypa
 
     monkeypatch.setattr(layout, "_pread", counting)
     result = scan_file(path)
-    assert result.error is None and result.events == [] and result.stats.records_seen == 12
-    assert result.cursor.last_record_number == 12
-    assert len(reads) == 1 and reads[0] <= layout.START_BYTES
+    assert result.error is None and result.events == [] and result.stats.records_seen == count
+    assert result.cursor.last_record_number == count
+    if FILE_HEADER_SIZE + mark + 4 <= layout.START_BYTES:  # the records and the 4 bytes at the mark
+        assert reads == [layout.START_BYTES]
+    else:
+        assert reads == [layout.START_BYTES, mark + 4]
     reads.clear()
-    assert [e.record_number for e in scan_file(path, provider="MSExchange Common").events] == list(range(1, 13))
+    assert [e.record_number for e in scan_file(path, provider="MSExchange Common").events] == list(range(1, count + 1))
     assert CHUNK_SIZE in reads  # a chunk with the name is read whole and walked

@@ -9,10 +9,11 @@ size, record number, FILETIME), its BinXML and a trailing copy of its size.
 from __future__ import annotations
 
 import binascii
+import functools
 import os
 import struct
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 FILE_MAGIC = b"ElfFile\x00"
 CHUNK_MAGIC = b"ElfChnk\x00"
@@ -22,16 +23,20 @@ CHUNK_SIZE = 0x10000
 CHUNK_HEADER_SIZE = 0x200
 RECORD_HEADER_SIZE = 0x18
 MIN_RECORD_SIZE = 0x1C  # header (0x18) + the trailing size copy
-START_BYTES = FILE_HEADER_SIZE + 0x4000  # read at once (FileReader): all of a small export's records
+# Read at once (FileReader): the file header and the first 4 KiB of the first chunk, the records of a
+# small export (a forwarded event, a few cmdlet log entries). Larger: each read copies more than a
+# tiny export needs; smaller: one more read for most of them (docs/performance.md, event logs).
+START_BYTES = FILE_HEADER_SIZE + 0x1000
 
 
-@dataclass
-class ChunkInfo:
+class ChunkInfo(NamedTuple):  # a tuple: one is made per chunk, the cheapest object to make
     slot: int
     first: int
     last: int
     free: int  # the end-of-data mark: bytes past it are slack
     trusted: bool  # header CRC valid and first <= last: its range may be used to skip the chunk
+    last_offset: int = 0  # where the header says the last record starts (0x2C)
+    records_crc: int = 0  # the CRC32 of the bytes from the end of the header to the mark (0x34)
 
 
 @dataclass
@@ -55,8 +60,11 @@ class FileReader:
     System calls are most of what a scan of a small export costs, so the file's first
     ``START_BYTES`` (the file header and the start of the first chunk, where a small export's
     records end) are read once, with the first read that falls in them, and a chunk can be read
-    only up to its end-of-data mark (``read``), without the slack that fills most of it.
+    only up to its end-of-data mark (``read``, one more read where the records go on past
+    ``START_BYTES``), without the slack that fills most of it.
     """
+
+    __slots__ = ("fd", "size", "mtime_ns", "slots", "_start")
 
     def __init__(self, path: str):
         self.fd = os.open(path, _OPEN_FLAGS)
@@ -65,8 +73,10 @@ class FileReader:
         except OSError:
             os.close(self.fd)
             raise
-        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
-        self.slots = max(0, -(-(self.size - FILE_HEADER_SIZE) // CHUNK_SIZE))  # a truncated last slot counts
+        self.size = size = st.st_size
+        self.mtime_ns = st.st_mtime_ns
+        # Every slot the file reaches, a truncated last one too.
+        self.slots = (size - FILE_HEADER_SIZE + CHUNK_SIZE - 1) // CHUNK_SIZE if size > FILE_HEADER_SIZE else 0
         self._start: bytes | None = None
 
     def close(self) -> None:
@@ -83,9 +93,10 @@ class FileReader:
     def read(self, offset: int, length: int) -> bytes:
         """Up to ``length`` bytes at ``offset`` (fewer at the end of the file)."""
         if offset + length <= START_BYTES:
-            if self._start is None:
-                self._start = self._read(0, START_BYTES)
-            return self._start[offset:offset + length]
+            start = self._start
+            if start is None:
+                start = self._start = self._read(0, START_BYTES)
+            return start[offset:offset + length]
         return self._read(offset, length)
 
     def _read(self, offset: int, length: int) -> bytes:
@@ -109,12 +120,18 @@ _pread = getattr(os, "pread", _seek_read)
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
+# A chunk header's fields, in one unpack: first and last record number (0x18, 0x20), the last
+# record's offset (0x2C), the end-of-data mark (0x30), the records' CRC32 (0x34), the header's (0x7C).
+_CHUNK_FIELDS = struct.Struct("<24xQQ4xIII68xI")
+_U32, _U64 = struct.Struct("<I").unpack_from, struct.Struct("<Q").unpack_from
+_new_chunk_info = functools.partial(tuple.__new__, ChunkInfo)  # ChunkInfo._make without its length check
+
+
 def chunk_info(slot: int, head: bytes) -> ChunkInfo:
     """A chunk header (the first 512 bytes of a slot whose signature is CHUNK_MAGIC)."""
-    _, _, _, first, last, _, _, free = struct.unpack_from("<8sQQQQIII", head)
+    first, last, last_offset, free, records_crc, header_crc = _CHUNK_FIELDS.unpack_from(head)
     crc = binascii.crc32(head[0x80:CHUNK_HEADER_SIZE], binascii.crc32(head[:0x78]))  # the CRC field left out
-    crc_ok = crc == struct.unpack_from("<I", head, 0x7C)[0]
-    return ChunkInfo(slot, first, last, free, crc_ok and first <= last)
+    return _new_chunk_info((slot, first, last, free, crc == header_crc and first <= last, last_offset, records_crc))
 
 
 def walk_records(buf: bytes, free: int, counts: WalkCounts, since: int = 0) -> Iterator[tuple[int, int, int]]:
@@ -138,7 +155,7 @@ def walk_records(buf: bytes, free: int, counts: WalkCounts, since: int = 0) -> I
         while offset + MIN_RECORD_SIZE <= CHUNK_SIZE:
             size = record_size(buf, offset)
             if size:
-                number = struct.unpack_from("<Q", buf, offset + 8)[0]
+                number = _U64(buf, offset + 8)[0]
                 if offset >= limit and (last is None or number != last + 1):
                     counts.slack += 1
                     return  # slack: a stale record, never a real one
@@ -184,21 +201,19 @@ def intact_records(buf: bytes, info: ChunkInfo, last: tuple[int, int] | None) ->
 
 
 def records_crc_ok(buf: bytes, info: ChunkInfo) -> bool:
-    """Whether the records' CRC32 (chunk header offset 0x34, over the bytes from the end of the
-    header up to the end-of-data mark) holds."""
-    return binascii.crc32(buf[CHUNK_HEADER_SIZE:info.free]) == struct.unpack_from("<I", buf, 0x34)[0]
+    """Whether the records' CRC32 (chunk header offset 0x34, as ``chunk_info`` read it, over the bytes
+    from the end of the header up to the end-of-data mark) holds."""
+    return binascii.crc32(buf[CHUNK_HEADER_SIZE:info.free]) == info.records_crc
 
 
 def last_record(buf: bytes, info: ChunkInfo) -> tuple[int, int] | None:
     """(offset, size) of the last record the header names, when the header is trusted, that record is
     sound, numbered as the header says and ends at the end-of-data mark."""
-    if not info.trusted or not CHUNK_HEADER_SIZE < info.free <= CHUNK_SIZE:
-        return None
-    offset = struct.unpack_from("<I", buf, 0x2C)[0]
-    if not CHUNK_HEADER_SIZE <= offset <= CHUNK_SIZE - MIN_RECORD_SIZE:
-        return None
-    size = record_size(buf, offset)
-    if not size or offset + size != info.free or struct.unpack_from("<Q", buf, offset + 8)[0] != info.last:
+    offset, free = info.last_offset, info.free
+    size = free - offset  # what record_size(buf, offset) must give, checked in one expression (a hot path)
+    if (not info.trusted or offset < CHUNK_HEADER_SIZE or size < MIN_RECORD_SIZE or free > min(CHUNK_SIZE, len(buf))
+            or buf[offset:offset + 4] != RECORD_MAGIC or _U32(buf, offset + 4)[0] != size
+            or _U32(buf, free - 4)[0] != size or _U64(buf, offset + 8)[0] != info.last):
         return None
     return offset, size
 
@@ -206,7 +221,7 @@ def last_record(buf: bytes, info: ChunkInfo) -> tuple[int, int] | None:
 def _continues_at_mark(buf: bytes, info: ChunkInfo) -> bool:
     free = info.free
     return (free + MIN_RECORD_SIZE <= CHUNK_SIZE and record_size(buf, free) > 0
-            and struct.unpack_from("<Q", buf, free + 8)[0] == info.last + 1)
+            and _U64(buf, free + 8)[0] == info.last + 1)
 
 
 def record_size(buf: bytes, offset: int) -> int:
@@ -217,10 +232,10 @@ def record_size(buf: bytes, offset: int) -> int:
     """
     if buf[offset:offset + 4] != RECORD_MAGIC:
         return 0
-    size = struct.unpack_from("<I", buf, offset + 4)[0]
+    size = _U32(buf, offset + 4)[0]
     if size < MIN_RECORD_SIZE or offset + size > len(buf):  # buf is at most one chunk
         return 0
-    return size if struct.unpack_from("<I", buf, offset + size - 4)[0] == size else 0
+    return size if _U32(buf, offset + size - 4)[0] == size else 0
 
 
 def _resync(buf: bytes, start: int, limit: int) -> int:

@@ -34,11 +34,12 @@ class Needle:
         utf16 = provider.encode("utf-16-le").lower().rstrip(b"\0")
         latin = provider.encode("latin-1", "ignore").lower()
         self.forms = tuple({utf16, latin} - {b""})
-        self._searches = tuple(re.compile(re.escape(form)).search if b"\0" in form else form.__contains__
+        self._searches = tuple(re.compile(re.escape(form)).search if b"\0" in form else _finder(form)
                                for form in self.forms if form)
 
         # Both forms with their NUL bytes dropped: "MSExchange OWA" gives one form, not two.
         self._squeezed = tuple({form.replace(b"\0", b"") for form in self.forms} - {b""})
+        self._squeeze_table = _squeeze_table(set(b"".join(self._squeezed)))
 
     def in_(self, lowered: bytes) -> bool:
         return any(search(lowered) for search in self._searches)
@@ -50,16 +51,37 @@ class Needle:
         one and one search finds either, in half the bytes: a chunk without the name (most of a
         log, every chunk of most exports) is ruled out faster than by ``in_`` on its lower-cased
         bytes. Every match of ``in_`` survives the dropping; the bytes a dropped NUL joins can give
-        a false match, which only sends the chunk to ``in_``.
+        a false match, which only sends the chunk to ``in_``. The same pass turns every byte the
+        name does not hold into one filler byte (``_squeeze_table``), which the search skips.
         """
-        squeezed = data.translate(_ASCII_LOWER, b"\0")
+        squeezed = data.translate(self._squeeze_table, b"\0")
         for form in self._squeezed:
             if form in squeezed:
                 return True
         return False
 
 
+def _finder(form: bytes):
+    """Whether ``form`` is in the bytes given (not ``form.__contains__``, which asks the reverse)."""
+    return lambda lowered: form in lowered
+
+
 _ASCII_LOWER = bytes.maketrans(bytes(range(0x41, 0x5B)), bytes(range(0x61, 0x7B)))  # what bytes.lower() does
+
+
+def _squeeze_table(alphabet: set[int]) -> bytes:
+    """``_ASCII_LOWER``, but every byte whose lower-cased value is not in ``alphabet`` (the bytes of
+    the squeezed forms) becomes one filler byte outside it.
+
+    A byte-for-byte map keeps every occurrence of a form (its bytes map to themselves) and adds
+    none (the filler is in no form). Why: after a mismatch the search (CPython's fastsearch) jumps a
+    whole needle length when the next byte is not in the needle, and binary data, digits and
+    letters the name lacks then all are that byte.
+    """
+    filler = next((b for b in range(1, 256) if b not in alphabet), None)
+    if filler is None:
+        return _ASCII_LOWER
+    return bytes(low if low in alphabet else filler for low in _ASCII_LOWER)
 
 
 def matching_template_refs(buf: bytes, lowered: bytes, needle: Needle, free: int) -> tuple[bytes, ...]:

@@ -41,10 +41,8 @@ from collectors.sources.evtx.layout import (
     WalkCounts,
     believed_last,
     chunk_info,
-    chunk_offset,
     intact_records,
     last_record,
-    records_crc_ok,
     walk_records,
 )
 from collectors.sources.evtx.prefilter import Needle, matching_template_refs
@@ -146,6 +144,9 @@ def _needle(provider: str) -> tuple[str, Needle]:
 
 
 class _Scan:
+    __slots__ = ("path", "provider", "needle", "given", "since", "deadline", "render_all", "use_python_evtx",
+                 "decoder_first", "stats", "events", "cursor", "reset", "complete")
+
     def __init__(self, path: str, provider: str | None, cursor: FileCursor | None, max_seconds, render_all: bool,
                  use_python_evtx: bool, decoder_first: bool = False):
         self.path = path
@@ -183,9 +184,9 @@ class _Scan:
     def _read(self, f: FileReader) -> ScanResult:
         if self.given is not None and not self._check_cursor(f):
             return self.result()
-        header = f.read(0, FILE_HEADER_SIZE)
-        self.stats.header_ok = header[:8] == FILE_MAGIC
-        self.stats.header_dirty = self.stats.header_ok and len(header) >= 0x7C and header[0x78] & 1 == 1
+        header, stats = f.read(0, 0x80), self.stats  # the signature and the flags (0x78): all the scan uses
+        stats.header_ok = ok = header[:8] == FILE_MAGIC
+        stats.header_dirty = ok and len(header) >= 0x7C and header[0x78] & 1 == 1
         chunks = self._chunk_headers(f)
         if not self.complete:  # a huge (sparse) file: scanning part of its chunks could skip events later
             return self.result(error=f"{TIME_BUDGET_ERROR} while listing {len(chunks)} chunks")
@@ -199,7 +200,10 @@ class _Scan:
             if self.deadline is not None and self.out_of_time():  # only before real work: a resumed scan progresses
                 self.complete = False
                 return self.result(error=f"{TIME_BUDGET_ERROR} after {self.stats.chunks_scanned} chunks")
-            self._scan_chunk(f, info)
+            self.stats.chunks_scanned += 1
+            outcome = None if self.render_all else self._counted_from_header(f, info)
+            if outcome is not _COUNTED:  # most chunks of a log, all of a small export: done here
+                self._scan_chunk(f, info, outcome)
         if not self.complete:  # keep the old size and mtime: the next scan must not think it is done
             return self.result(error=f"{TIME_BUDGET_ERROR} inside a chunk")
         self.cursor.size, self.cursor.mtime_ns = f.size, f.mtime_ns
@@ -244,11 +248,9 @@ class _Scan:
             found.sort(key=lambda c: (c.first, c.slot))
         return found
 
-    def _scan_chunk(self, f: FileReader, info: ChunkInfo) -> None:
-        self.stats.chunks_scanned += 1
-        outcome = None if self.render_all else self._counted_from_header(f, info)
-        if outcome is _COUNTED:
-            return
+    def _scan_chunk(self, f: FileReader, info: ChunkInfo, outcome: object) -> None:
+        """Walk a chunk the header alone could not settle (``outcome``: what ``_counted_from_header``
+        found, None when it was not asked)."""
         buf = f.chunk(info.slot)
         counts = WalkCounts()
         records = None
@@ -260,7 +262,7 @@ class _Scan:
             else:  # the walk decides where the records end: search no slack
                 records = list(walk_records(buf, info.free, counts, self.since))
                 end = records[-1][0] + records[-1][1] if records else CHUNK_HEADER_SIZE
-            if self.needle.may_be_in(buf[:end]):  # slack is never decoded: never searched
+            if self.needle.may_be_in(buf[CHUNK_HEADER_SIZE:end]):  # slack is never decoded: never searched
                 lowered = buf[:end].lower()
                 hit = self.needle.in_(lowered)
                 refs = matching_template_refs(buf, lowered, self.needle, info.free) if hit else ()
@@ -305,17 +307,20 @@ class _Scan:
         free = info.free
         if not info.trusted or not CHUNK_HEADER_SIZE < free <= CHUNK_SIZE - MIN_RECORD_SIZE:
             return None
-        head = f.read(FILE_HEADER_SIZE + info.slot * CHUNK_SIZE, free + 4)
-        if head[free:] == RECORD_MAGIC or self.needle.may_be_in(head):  # 4 bytes more: at worst a false "may"
+        head = f.read(FILE_HEADER_SIZE + info.slot * CHUNK_SIZE, free + 4)  # 4 bytes more: a record at the mark?
+        records = head[CHUNK_HEADER_SIZE:free]  # searched and checksummed; the header holds no text
+        if head[free:] == RECORD_MAGIC or self.needle.may_be_in(records):
             return None
         last = last_record(head, info)
         if last is None:
             return None
-        if not records_crc_ok(head, info):  # damaged records: walk them, but the header is believed,
+        records_crc = binascii.crc32(records)
+        if records_crc != info.records_crc:  # damaged records: walk them, but the header is believed,
             return _NO_NAME  # so nothing past the mark is searched, as in the full path: no candidate
         self.stats.records_seen += info.last - info.first + 1
         if info.last > self.cursor.last_record_number:
-            self._move_anchor(head, info, info.last, *last)
+            offset, size = last  # a chunk of one record: its CRC is the records' (the same bytes)
+            self._move_anchor(head, info, info.last, offset, size, records_crc if offset == CHUNK_HEADER_SIZE else None)
         return _COUNTED
 
     def _count_intact(self, buf: bytes, info: ChunkInfo, intact: tuple[int, int, int, bool]) -> None:
@@ -325,11 +330,13 @@ class _Scan:
         if info.last > self.cursor.last_record_number:
             self._move_anchor(buf, info, info.last, offset, size)
 
-    def _move_anchor(self, buf: bytes, info: ChunkInfo, number: int, offset: int, size: int) -> None:
+    def _move_anchor(self, buf: bytes, info: ChunkInfo, number: int, offset: int, size: int,
+                     crc: int | None = None) -> None:
         if offset >= 0:
             c = self.cursor
-            c.last_record_number, c.anchor_offset, c.anchor_length = number, chunk_offset(info.slot) + offset, size
-            c.anchor_crc = binascii.crc32(buf[offset:offset + size])
+            c.last_record_number, c.anchor_length = number, size
+            c.anchor_offset = FILE_HEADER_SIZE + info.slot * CHUNK_SIZE + offset  # layout.chunk_offset, inlined
+            c.anchor_crc = binascii.crc32(buf[offset:offset + size]) if crc is None else crc
 
     def _render(self, renderer: ChunkRenderer, offset: int, size: int, number: int) -> None:
         self.stats.records_rendered += 1
