@@ -14,16 +14,20 @@ finished commands until a terminate, they would pile up in a long-lived shell un
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from pypsrp.complex_objects import PSInvocationState
 from pypsrp.powershell import PowerShell, RunspacePool
 
 from collectors.contract import CollectError, Deadline, ErrorKind, ErrorRecordInfo
 from collectors.sources.remoting_failures import error_info
+from collectors.sources.request_deadline import requests_end_within
 
 # The longest one Receive waits on the server for output (its WSMan OperationTimeout, in seconds).
 MAX_RECEIVE_WAIT = 20
+# What stopping a pipeline past its deadline may take (the crtl_c Signal): a run ends by its
+# deadline plus this, and the scheduler has abandoned it half a second after the deadline anyway.
+STOP_SECONDS = 1.0
 
 
 def run_pipeline(
@@ -33,11 +37,11 @@ def run_pipeline(
     select: list[str] | None,
     deadline: Deadline,
     where: str,
-    before_stop: Callable[[], None],
 ) -> tuple[list[Any], list[ErrorRecordInfo], bool]:
     """(output objects, error records, whether the pipeline failed) of ``cmdlet``; never script text.
 
-    ``before_stop`` runs before a pipeline past its deadline is stopped (it shortens HTTP timeouts).
+    Every request is bounded by the run's deadline (collectors.sources.request_deadline, set by the
+    caller); a pipeline still running when the deadline passes between two Receives is stopped.
     """
     ps = PowerShell(pool)
     ps.add_cmdlet(cmdlet)
@@ -50,10 +54,11 @@ def run_pipeline(
         while ps.state == PSInvocationState.RUNNING:
             left = deadline.remaining()
             if left <= 0:
-                _stop_quietly(ps, before_stop)
+                _stop_quietly(ps)
                 raise CollectError(ErrorKind.TIMEOUT, where, "deadline passed while waiting for output")
-            # The WSMan operation timeout makes the server answer within it even with no output;
-            # the HTTP read timeout is that plus 2 s, so one poll never outlives the deadline much.
+            # The WSMan operation timeout makes the server answer within it even with no output. A
+            # Receive not answered by the deadline raises (a timeout): no Signal is sent to a host that
+            # did not answer, it would wait as long; the caller drops the pool.
             ps.poll_invoke(timeout=max(1, min(int(left) - 1, MAX_RECEIVE_WAIT)))
     finally:
         pool.pipelines.pop(ps.id, None)  # what close() does after its Signal; the server has let go
@@ -62,9 +67,9 @@ def run_pipeline(
     return list(ps.output), errors, failed
 
 
-def _stop_quietly(ps: PowerShell, before_stop: Callable[[], None]) -> None:
+def _stop_quietly(ps: PowerShell) -> None:
     try:
-        before_stop()
-        ps.stop()
+        with requests_end_within(STOP_SECONDS):
+            ps.stop()
     except Exception:  # noqa: BLE001 - the server is slow or gone; the pool is dropped anyway
         pass

@@ -8,6 +8,8 @@
   ``MAX_LANES`` pipelines at once, one connection each (collectors.sources.wsman_client), else one.
 - A pipeline costs Command + Receive: no terminate Signal after it ends (collectors.sources.pipeline_call).
 - Every call has a deadline: pypsrp's ``invoke()`` has none, so we poll with a timeout and stop.
+  Every HTTP request of a call ends by it too (collectors.sources.request_deadline): a call abandoned
+  at its deadline gives its lane, or the lock of the pool it was opening, back within a second.
 - Failures are typed (:class:`ErrorKind`); messages name host and cause and never a secret.
 - No answer is read past :data:`~collectors.sources.response_cap.MAX_RESPONSE_BYTES`: pypsrp reads every
   HTTP body whole into memory, so a lying server could otherwise make the exporter allocate gigabytes.
@@ -51,8 +53,14 @@ from collectors.sources.remoting_failures import (
     WSMAN_SHELL_NOT_FOUND,
     classify_failure,
 )
+from collectors.sources.request_deadline import requests_end_by, requests_end_within
 from collectors.sources.response_cap import AnswerTally, release_memory
-from collectors.sources.wsman_client import lanes_for, make_thread_safe, open_wsman
+from collectors.sources.wsman_client import (
+    close_idle_connections,
+    lanes_for,
+    make_thread_safe,
+    open_wsman,
+)
 
 __all__ = ["EndpointSpec", "RemoteSession", "SessionPool", "WSMAN_ACCESS_DENIED", "WSMAN_OPERATION_TIMEOUT",
            "WSMAN_SHELL_NOT_FOUND"]
@@ -69,6 +77,8 @@ SHELL_IDLE_TIMEOUT_SECONDS = 600
 CLOSE_WAIT_SECONDS = 2.0
 # The most closing every session may take at shutdown: the rest of a stop fits Docker's 10 s grace.
 CLOSE_ALL_SECONDS = 3.0
+# What deleting a remote shell may take when a session closes politely.
+POLITE_CLOSE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class RemoteSession:
         self._opening = threading.Lock()  # one pool opens at a time; the other lanes wait for it
         self._wsman: WSMan | None = None
         self._pool: RunspacePool | None = None
-        self._in_flight: dict[int, Deadline] = {}  # the deadline of every run holding a lane
+        self._in_flight = 0  # runs holding a lane
         self.pools_opened = 0
         self._secrets = tuple(s for s in (spec.password,) if s)
         self._answers = AnswerTally()  # did a run read a large answer (its memory is given back after it)
@@ -136,20 +146,29 @@ class RemoteSession:
         """
         if not self._slots.acquire(timeout=max(deadline.remaining(), 0)):
             raise CollectError(ErrorKind.TIMEOUT, self.spec.where, "other calls on this session did not finish in time")
-        ticket = object()
         with self._state:
-            self._in_flight[id(ticket)] = deadline
+            self._in_flight += 1
         try:
-            return self._run_in_lane(cmdlet, dict(parameters or {}), shape, deadline, tuple(accept_error_ids))
+            with requests_end_by(deadline):
+                return self._run_in_lane(cmdlet, dict(parameters or {}), shape, deadline, tuple(accept_error_ids))
         finally:
             with self._state:
-                del self._in_flight[id(ticket)]
+                self._in_flight -= 1
                 last_out = not self._in_flight and self._left_to_run
+                if not self._in_flight and self.lanes > 1 and self._wsman is not None:
+                    # Under the lock: no call of this session starts while its connections are trimmed.
+                    close_idle_connections(self._wsman)
                 self._state.notify_all()
             if last_out:  # close() gave up waiting for the runs: nobody else will drop the pool
                 self._drop_pool(None)
             self._slots.release()
             release_memory(self._answers)
+
+    @property
+    def runs_in_flight(self) -> int:
+        """Runs holding a lane now (an abandoned run too, until it ends by its deadline)."""
+        with self._state:
+            return self._in_flight
 
     def close(self, wait: float = CLOSE_WAIT_SECONDS) -> None:
         """Close the pool politely, bounded in time; used at shutdown. No pool opens after this. Runs in
@@ -173,20 +192,21 @@ class RemoteSession:
             try:
                 pool = self._ensure_pool(deadline)
                 raw_output, errors, failed = run_pipeline(
-                    pool, cmdlet, parameters, shape.selected if shape.select else None, deadline, where,
-                    self._shorten_timeouts)
+                    pool, cmdlet, parameters, shape.selected if shape.select else None, deadline, where)
                 break
+            # A failed call drops the pool it used; one that got no pool (it did not open in time, or
+            # failed to open) leaves alone the pool another lane may have opened meanwhile.
             except CollectError:
-                self._drop_pool(pool)
+                self._drop_pool_used(pool)
                 raise
             except WSManFaultError as exc:
-                self._drop_pool(pool)
+                self._drop_pool_used(pool)
                 if attempt == 1 and exc.code == WSMAN_SHELL_NOT_FOUND and not deadline.expired:
                     log.info("remote shell gone, reopening", extra={"where": where})
                     continue
                 raise classify_failure(exc, self.spec, where, self._redact) from None
             except Exception as exc:
-                self._drop_pool(pool)
+                self._drop_pool_used(pool)
                 raise classify_failure(exc, self.spec, where, self._redact) from None
         unexpected = [e for e in errors if e.error_id not in accept]
         if failed or unexpected:
@@ -200,21 +220,6 @@ class RemoteSession:
         except ShapeError as exc:
             raise CollectError(ErrorKind.SHAPE, where, self._redact(str(exc))) from None
         return CmdletAnswer(objects, [e for e in errors if e.error_id in accept])
-
-    def _set_http_timeouts(self, wsman: WSMan) -> None:
-        """Bound every HTTP request pypsrp makes without a timeout of its own (Command, Create) by what
-        the longest-lived run on the session has left: a shorter one must not cut another lane's call."""
-        with self._state:
-            left = max((d.remaining() for d in self._in_flight.values()), default=0.5)
-        left = max(left, 0.5)
-        transport = wsman.transport
-        transport.connection_timeout = min(left, 10.0)
-        transport.read_timeout = left
-
-    def _shorten_timeouts(self) -> None:
-        wsman = self._wsman
-        if wsman is not None:
-            wsman.transport.read_timeout = 2
 
     def _ensure_pool(self, deadline: Deadline) -> RunspacePool:
         if self.spec.keytab_file:
@@ -232,13 +237,11 @@ class RemoteSession:
                 pool, wsman = self._pool, self._wsman
                 closed = self._closed
             if pool is not None and wsman is not None:  # an open pool serves runs; close() closes it after
-                self._set_http_timeouts(wsman)
                 return pool
             if closed:
                 raise CollectError(ErrorKind.UNREACHABLE, self.spec.where,
                                    "the exporter is shutting down; session closed")
             wsman = open_wsman(self.spec, self._answers, self.lanes)
-            self._set_http_timeouts(wsman)
             pool = RunspacePool(wsman, configuration_name=self.spec.configuration,
                                 idle_timeout=SHELL_IDLE_TIMEOUT_SECONDS, max_runspaces=self.lanes)
             if self.lanes > 1:
@@ -263,6 +266,10 @@ class RemoteSession:
         self._wsman = None
         return pool, wsman
 
+    def _drop_pool_used(self, used: RunspacePool | None) -> None:
+        if used is not None:
+            self._drop_pool(used)
+
     def _drop_pool(self, used: RunspacePool | None) -> None:
         """Drop the pool a failed call used (``None``: whatever pool there is); a pool another lane
         already reopened is kept."""
@@ -277,10 +284,8 @@ class RemoteSession:
             log.debug("runspace pool %s", "closed" if polite else "dropped", extra={"where": self.spec.where})
         if pool is not None and polite:
             try:
-                if wsman is not None:  # a polite close must fit a container stop's grace with the rest
-                    wsman.transport.read_timeout = 2
-                    wsman.transport.connection_timeout = 1
-                pool.close()
+                with requests_end_within(POLITE_CLOSE_SECONDS):  # fits a container stop's grace with the rest
+                    pool.close()
             except Exception as exc:  # noqa: BLE001 - best effort at shutdown; the shell idles out
                 log.debug("closing the remote shell failed: %s", type(exc).__name__, extra={"where": self.spec.where})
         if wsman is not None:

@@ -15,6 +15,8 @@ from typing import Any
 import requests
 from pypsrp.wsman import WSMan
 
+from collectors.sources import request_deadline
+
 # The most one WSMan response body may hold. WinRM packs output to the client's MaxEnvelopeSize
 # (pypsrp asks for 150 KiB), so a real answer stays far below; past this the connection is dropped
 # unread and the run fails with kind ``shape``. Counted after any content decoding (no gzip bomb).
@@ -138,6 +140,8 @@ class _CappedAdapter(requests.adapters.BaseAdapter):
         self.tally = tally
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        # Every request, an auth handshake's too, also ends by the deadline of the run that makes it.
+        kwargs["timeout"] = request_deadline.bounded(kwargs.get("timeout"))
         response = self.inner.send(request, **kwargs)
         response.connection = self
         declared = (response.headers.get("Content-Length") or "").strip()

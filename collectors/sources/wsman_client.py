@@ -15,6 +15,10 @@
   variables and evaluates ``no_proxy`` on every request (``Session.send`` -> ``resolve_proxies``);
   the exporter never uses a proxy towards Windows servers (monitoring traffic on the LAN must not
   wander through one), so the session stops trusting the environment once pypsrp has built it.
+- **No request outlives its run.** pypsrp retries a Receive that timed out five times, sleeping up to
+  62 s in between, whatever the run's deadline: one such Receive held a lane (or the lock of a pool
+  being opened) for two minutes after its host was healed. Retries are off, and every request is
+  bounded by the deadline of the run that makes it (collectors.sources.request_deadline).
 - **pypsrp's serializer is not thread-safe** (one per pool, with per-message reference tables): with
   several lanes, building and parsing PSRP messages on one pool takes a lock; the HTTP waits do not.
 """
@@ -22,6 +26,7 @@
 from __future__ import annotations
 
 import functools
+import queue
 import threading
 import urllib.parse
 from typing import Any, Callable
@@ -31,24 +36,18 @@ from pypsrp.wsman import WSMan
 
 from collectors.sources.kerberos import kerberos_identity
 from collectors.sources.response_cap import AnswerTally, cap_response_bodies
+from collectors.sources.wsman_tls import share_tls_context
 
 # Pipelines at once on one pool where the transport allows it: a front end's or an Exchange server's
 # jobs on one endpoint (up to 7 collectors) then wait on each other less, and each pool holds at most
 # this many connections.
 MAX_LANES = 4
-# Off: in the fault soak (benchmarks/soak.py), a host that hung and was healed stayed failing on its
-# Exchange endpoint in about half the runs with four lanes, and in none with one. Until that is
-# understood, every pool runs one pipeline at a time, as before; the lanes stay tested
-# (tests/integration/test_remoting_lanes.py turns them on).
-LANES_ENABLED = False
 # Authentications that carry the credential in every request, so any connection may carry any request.
 PER_REQUEST_AUTH = frozenset({"basic", "certificate"})
 
 
 def lanes_for(auth: str, encryption: str) -> int:
     """How many pipelines may run at once on one pool of this endpoint."""
-    if not LANES_ENABLED:
-        return 1
     if auth not in PER_REQUEST_AUTH:
         return 1  # connection-bound authentication, perhaps sealed messages: one connection
     if encryption == "always":
@@ -83,14 +82,58 @@ def open_wsman(spec: Any, tally: AnswerTally, lanes: int) -> WSMan:
         **negotiate,
     )
     cap_response_bodies(wsman, parsed.hostname or spec.url, tally=tally)  # builds pypsrp's requests session
+    wsman.transport.send = _without_retries(wsman.transport.send)
     session = wsman.transport.session
     # pypsrp merged the environment (CA bundle) when it built the session; no proxy is ever used.
     session.trust_env = False
+    # Only the endpoint's scheme is ever used: the other adapter (and its pool manager) is dead weight.
+    session.adapters.pop("http://" if parsed.scheme == "https" else "https://", None)
+    if parsed.scheme == "https":
+        share_tls_context(session)  # one trust store in memory for every HTTPS endpoint (wsman_tls says why)
     for adapter in session.adapters.values():
         manager = getattr(getattr(adapter, "inner", adapter), "poolmanager", None)
         if manager is not None:  # keep at most one connection per lane (the lanes bound those in use)
             manager.connection_pool_kw["maxsize"] = lanes
     return wsman
+
+
+def _without_retries(send: Callable[..., bytes]) -> Callable[..., bytes]:
+    """pypsrp's ``send``, never retried on a read timeout: the run fails by its deadline, and its
+    pool is dropped, instead of sleeping 2 to 62 s between retries while holding a lane."""
+
+    @functools.wraps(send)
+    def once(message: bytes, *, retries_on_read_timeout: int = 0, timeout: Any = None) -> bytes:
+        return send(message, retries_on_read_timeout=0, timeout=timeout)
+
+    return once
+
+
+def close_idle_connections(wsman: WSMan, keep: int = 1) -> None:
+    """Close the transport's idle connections but the ``keep`` used last: a burst of calls opens one
+    connection per lane, an idle session goes back to one (the caller makes sure no call is in flight)."""
+    session = wsman.transport.session
+    for adapter in list(session.adapters.values()) if session is not None else ():
+        manager = getattr(getattr(adapter, "inner", adapter), "poolmanager", None)
+        pools = getattr(manager, "pools", None)
+        for key in list(pools.keys()) if pools is not None else ():
+            idle = getattr(pools.get(key), "pool", None)  # urllib3's LIFO queue; None: a closed pool
+            if idle is None:
+                continue
+            taken = []
+            while True:
+                try:
+                    taken.append(idle.get_nowait())  # most recently used first
+                except queue.Empty:
+                    break
+            open_ones = 0
+            for index, conn in enumerate(taken):
+                if conn is not None:
+                    open_ones += 1
+                    if open_ones > keep:
+                        conn.close()
+                        taken[index] = None  # the slot stays, empty, as urllib3 fills its queue
+            for conn in reversed(taken):  # back in the same order
+                idle.put_nowait(conn)
 
 
 def make_thread_safe(pool: RunspacePool) -> None:

@@ -12,8 +12,6 @@ and did not keep threads or sockets it had no more use for.
 from __future__ import annotations
 
 import gc
-import os
-import re
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from collectors.cms_replication import CmsReplicationCollector
 from simulator.server import Simulator
 from tests.conftest import SIM_PASSWORD, SIM_USERNAME
 from tests.integration.collector_harness import Job
+from tests.tcp_connections import connections_to
 
 pytestmark = pytest.mark.e2e
 
@@ -70,24 +69,6 @@ def test_threads_and_sockets_return_to_the_healthy_baseline(report, figure):
 # --- what the soak found --------------------------------------------------------------------------
 
 
-def _connections_to(port: int) -> int:
-    """TCP sockets this process holds open towards 127.0.0.1:port, in any state (CLOSE_WAIT too)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:
-            continue
-        if found:
-            inodes.add(found.group(1))
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[9] in inodes and int(fields[2].split(":")[1], 16) == port:
-            count += 1
-    return count
-
-
 def _run_until_up(job: Job, tries: int = 10) -> bool:
     """Run until a success: a run abandoned at its deadline may still be ending, which skips a firing."""
     for _ in range(tries):
@@ -119,7 +100,7 @@ def test_a_pool_dropped_on_failure_leaves_no_connection_open(tmp_path, password_
             # pool's connections must not linger beside them.
             lanes = sum(session.lanes for session in job.sessions.sessions())
             assert 2 <= lanes <= 8, lanes
-            assert _connections_to(port) <= lanes, f"after {fault}: connections of dropped pools still open"
+            assert connections_to(port) <= lanes, f"after {fault}: connections of dropped pools still open"
     finally:
         gc.enable()
         job.close()

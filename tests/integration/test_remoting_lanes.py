@@ -7,19 +7,17 @@ another or at once.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
-from pathlib import Path
 
 import pytest
 
 from collectors.contract import Deadline, Field, Shape
-from collectors.sources import wsman_client
 from collectors.sources.concurrent_calls import run_together
 from collectors.sources.remoting import EndpointSpec, RemoteSession
 from collectors.sources.wsman_client import MAX_LANES, lanes_for
 from tests.conftest import SIM_PASSWORD, SIM_USERNAME
+from tests.tcp_connections import connections_to
 
 FE01 = "fe01.contoso.com"
 REPLICAS = Shape("Get-CsManagementStoreReplicationStatus", (Field("ReplicaFqdn", "str"), Field("UpToDate", "bool")))
@@ -41,31 +39,6 @@ def lync_session(sim) -> RemoteSession:
 
 def port_of(sim) -> int:
     return sim.hosts()[FE01].port
-
-
-def connections_to(port: int) -> int:
-    """Established TCP connections this process holds towards 127.0.0.1:port."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            found = re.fullmatch(r"socket:\[(\d+)\]", os.readlink(f"/proc/self/fd/{fd}"))
-        except OSError:
-            continue
-        if found:
-            inodes.add(found.group(1))
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[9] in inodes and int(fields[2].split(":")[1], 16) == port and fields[3] == "01":
-            count += 1
-    return count
-
-
-
-@pytest.fixture(autouse=True)
-def lanes_on(monkeypatch):
-    """The lanes are off by default (collectors/sources/wsman_client.py says why); these tests keep them working."""
-    monkeypatch.setattr(wsman_client, "LANES_ENABLED", True)
 
 
 def test_a_cmdlet_costs_command_and_receive_and_the_host_forgets_it(sim):
@@ -99,13 +72,27 @@ def test_calls_at_once_on_one_pool_answer_as_calls_one_after_another(sim):
         calls = [lambda: session.run("Get-CsManagementStoreReplicationStatus", None, REPLICAS, Deadline(30)).objects,
                  lambda: session.run("Get-CsManagementStoreReplicationStatus", {"CentralManagementStoreStatus": None},
                                      CMS_STATUS, Deadline(30)).objects] * 4
-        answers = run_together(*calls)
+        seen: list[int] = []
+        done = threading.Event()
+
+        def count_connections() -> None:
+            while not done.wait(0.02):
+                seen.append(connections_to(port_of(sim), established_only=True))
+
+        counter = threading.Thread(target=count_connections, daemon=True)
+        counter.start()
+        try:
+            answers = run_together(*calls)
+        finally:
+            done.set()
+            counter.join()
         assert [timeless(a) for a in answers] == [timeless(e) for e in expected] * 4
         assert timeless(expected[0]) and timeless(expected[1])[0]
         assert session.lanes == MAX_LANES == 4
         assert session.pools_opened == 1 and sim.stats()[FE01]["shells_created"] == shells + 1
-        # Eight calls at once held four connections, the lanes, and no more.
-        assert connections_to(port_of(sim)) == MAX_LANES
+        # Eight calls at once held four connections, the lanes, and no more; idle, the session keeps one.
+        assert max(seen) == MAX_LANES, seen
+        assert connections_to(port_of(sim), established_only=True) == 1
     finally:
         session.close()
     assert sim.stats()[FE01]["pipelines_open"] == 0
