@@ -1,7 +1,7 @@
 """Poll cycle over many simulated hosts with injected latency, beside its round-trip floor, and memory.
 
     .venv/bin/python benchmarks/bench_poll_cycle.py --hosts 1000 --latency-ms 100 --open-latency-ms 1000
-        [--cycles 3] [--workers N] [--auth basic|kerberos|ntlm]
+        [--cycles 3] [--workers N] [--auth basic|kerberos|ntlm] [--glibc-arenas]
 
 The estate is the healthy scenario scaled to ``--hosts`` (Exchange servers, front ends and Edges in
 the scenario's proportions), every host with ``--latency-ms`` added to every WSMan answer and
@@ -10,7 +10,10 @@ collector of the registry runs on every host whose roles it serves, configured a
 them (``exporter.demo.demo_config``: the TLS probe connects to the simulator's loopback listeners),
 through the real path: configuration loader, JobRunner with its deadline thread, pypsrp over loopback
 HTTP. Jobs run on ``--workers`` threads (default: ``global.max_concurrent_jobs``' default), like the
-scheduler's executor. The simulator runs in a child process, so RSS and CPU are the exporter's alone.
+scheduler's executor, and share one series cap and stop signal as the scheduler's jobs do. The process
+caps glibc's malloc arenas as the exporter does at start (``exporter.malloc_arenas``; ``--glibc-arenas``
+leaves them uncapped). The simulator runs in a child process, so RSS and CPU are the exporter's alone;
+``benchmarks/bench_memory_per_host.py`` says where the memory goes.
 
 The floor: before the cycles, every job of one spare host per template (never polled in the cycles)
 runs alone and cold, one after another; the requests its host served (or fewer, when its time less
@@ -130,6 +133,17 @@ def bench_config(hosts: dict[str, dict], auth: str, username: str, workers: int)
     return document
 
 
+def share_as_the_scheduler_does(runners: list) -> None:
+    """Give the runners the objects the scheduler shares between every job (``CollectionScheduler._schedule``):
+    one series cap and one stop signal. Each keeps a target guard of its own, so no cap on runs per target
+    applies (the benchmark's thread pool is not APScheduler, which would fire a refused job again)."""
+    from exporter.series_cap import SeriesCap
+
+    series_cap, stopping = SeriesCap(), threading.Event()
+    for runner in runners:
+        runner.series_cap, runner.stopping = series_cap, stopping
+
+
 def measure_floor(runners_by_host: dict[str, list], latency: float, open_latency: float,
                   requests_of: "Callable[[str], int]") -> tuple[float, int, str]:
     """Every job of the spare hosts, alone and cold: (floor seconds, round trips, busiest job).
@@ -169,11 +183,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=GlobalSettings().max_concurrent_jobs)
     parser.add_argument("--auth", choices=("basic", "kerberos", "ntlm"), default="basic",
                         help="kerberos/ntlm: a test KDC, hosts accepting only that, WinRM message encryption")
+    parser.add_argument("--glibc-arenas", action="store_true",
+                        help="leave glibc's malloc arenas uncapped (the exporter caps them: exporter.malloc_arenas)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the cycle lines name failing collectors; no line per job
     from exporter.fd_budget import raise_open_file_limit
 
     raise_open_file_limit()  # as the exporter does at start: a thousand hosts hold thousands of sockets
+    if not args.glibc_arenas:
+        from exporter.malloc_arenas import limit_malloc_arenas
+
+        limit_malloc_arenas()  # as the exporter does at start (run, demo)
     from simulator.scenario import load_scenario
 
     spare = len(load_scenario("healthy").raw["hosts"])  # one spare host per template, for the floor
@@ -224,6 +244,7 @@ def main() -> None:
                     JobRunner(instances[job.collector], job, SnapshotStore(), sessions, config.global_, facts))
             else:
                 runners.append(JobRunner(instances[job.collector], job, store, sessions, config.global_, facts))
+        share_as_the_scheduler_does(runners)
         latency, open_latency = args.latency_ms / 1000, args.open_latency_ms / 1000
         floor, round_trips, busiest = measure_floor(
             floor_runners, latency, open_latency,

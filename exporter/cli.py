@@ -17,6 +17,7 @@ from exporter.flags import (
     shard_from_args,
     telemetry_path_problem,
 )
+from exporter.malloc_arenas import limit_malloc_arenas
 from exporter.shutdown import install_signal_handlers, wait_for_signal
 
 log = logging.getLogger("exporter")
@@ -287,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.configure(args.log_level, args.log_format)
     if args.command in ("run", "demo"):
         install_signal_handlers()
+        limit_malloc_arenas()  # before the pollers' threads exist (exporter.malloc_arenas says why)
     return COMMANDS[args.command](args)
 
 

@@ -178,6 +178,11 @@ class JobRunner:
                     self.store.record_success(self.collector.name, self.spec.target.name, samples, duration)
             self.failure_log.succeeded()
             self.log.debug("collector run succeeded in %.3fs", duration)
+        with self._lifecycle:
+            if self._thread is thread and not thread.is_alive():
+                # A finished run's thread (its Event, Condition, locks: about 1.5 kB) is not kept until the
+                # next run; an abandoned one stays, so the next firing sees it still running.
+                self._thread = None
         if self.retired:
             self.close()  # retired during this run: its resources were left to us
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from collectors.contract import ERROR_KINDS, Sample
+
+# Every job starts with no errors: one shared tuple, not one per job (a thousand hosts have thousands of jobs).
+_NO_ERRORS: tuple[tuple[str, int], ...] = tuple((k, 0) for k in ERROR_KINDS)
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class JobStatus:
     last_run_timestamp: float = 0.0
     last_success_timestamp: float = 0.0  # wall clock; 0 until the first success
     last_success_monotonic: float | None = None
-    errors: tuple[tuple[str, int], ...] = field(default_factory=lambda: tuple((k, 0) for k in ERROR_KINDS))
+    errors: tuple[tuple[str, int], ...] = _NO_ERRORS
     last_error: str = ""
     last_error_kind: str = ""
 

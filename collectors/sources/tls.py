@@ -10,8 +10,11 @@ handshake by a verify callback that records errors instead of failing.
 
 from __future__ import annotations
 
+import os
 import selectors
 import socket
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +76,40 @@ def probe(host: str, port: int, server_name: str, timeout: float, ca_file: str |
     )
 
 
+# One client context per trust setting, shared by every probe: loading the system CA bundle costs about
+# 0.9 MB of C heap and 5 ms of CPU (benchmarks/bench_memory_per_host.py --tls-contexts), and dozens of
+# probes at once each built their own in the workers' malloc arenas, which keep the memory. A context only
+# holds what the handshakes trust; the verify callback and SNI are set on each connection.
+_MAX_CONTEXTS = 16
+_contexts: dict[tuple[Any, ...], SSL.Context] = {}
+_contexts_lock = threading.Lock()
+
+
 def _client_context(ca_file: str | None) -> SSL.Context:
+    key = _trust_key(ca_file)
+    with _contexts_lock:
+        context = _contexts.get(key)
+        if context is None:
+            context = _new_client_context(ca_file)  # a CA file that fails to load is not kept
+            if len(_contexts) >= _MAX_CONTEXTS:  # files replaced many times: forget the oldest
+                del _contexts[next(iter(_contexts))]
+            _contexts[key] = context
+        return context
+
+
+def _trust_key(ca_file: str | None) -> tuple[Any, ...]:
+    """What a context's trust depends on: the CA file and its version on disk (a replaced file, or an
+    updated system bundle, gets a fresh context at the next probe)."""
+    path = ca_file or os.environ.get("SSL_CERT_FILE") or ssl.get_default_verify_paths().cafile
+    try:
+        stat = os.stat(path) if path else None
+    except OSError:
+        stat = None
+    version = (stat.st_ino, stat.st_size, stat.st_mtime_ns) if stat is not None else None
+    return (ca_file, path, version)
+
+
+def _new_client_context(ca_file: str | None) -> SSL.Context:
     context = SSL.Context(SSL.TLS_CLIENT_METHOD)
     if ca_file:
         context.load_verify_locations(ca_file)

@@ -9,7 +9,7 @@ repeat a broken shared section's errors for every target inheriting it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +34,9 @@ class CollectorSettingsLoader:
         # target inheriting a broken section does not repeat the section's errors.
         self._defaults: dict[str, dict[str, Any]] = {}
         self._default_errors: dict[str, set[tuple[Any, str]]] = {}
+        # Valid settings by collector and merged section: targets with the same section share one (frozen)
+        # model instead of one per target and collector (13 collectors x 1,000 targets: about 7 MB).
+        self._validated: dict[Hashable, CollectorSettings] = {}
 
     def load_defaults(self, section: Any) -> None:
         section = none_as_empty_mapping(section)
@@ -112,13 +115,19 @@ class CollectorSettingsLoader:
     ) -> CollectorSettings | None:
         defaults = self._defaults.get(name, {})
         merged = {**defaults, **(own or {})}
+        key = _frozen((name, merged))
+        if key is not None and key in self._validated:
+            return self._validated[key]
         try:
-            return schema.settings_model.model_validate(merged, context=self.report.context)
+            settings = schema.settings_model.model_validate(merged, context=self.report.context)
         except ValidationError as exc:
             if report:
                 for err in exc.errors(include_url=False):
                     self._report_settings_error(name, err, own, own_path, schema)
             return None
+        if key is not None:
+            self._validated[key] = settings
+        return settings
 
     def _report_settings_error(
         self, name: str, err: Any, own: dict[str, Any] | None, own_path: KeyPath, schema: CollectorSchema
@@ -144,3 +153,19 @@ class CollectorSettingsLoader:
         if own is not None and (loc, err["msg"]) not in self._default_errors.get(name, set()):
             return own_path
         return ("collectors", name)
+
+
+def _frozen(value: Any) -> Hashable | None:
+    """A hashable key equal for equal YAML values (types kept apart: 1, 1.0 and True differ), or None
+    for a value that cannot be keyed (then the section is validated on its own, as before)."""
+    if isinstance(value, dict):
+        items = [(_frozen(k), _frozen(v)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in items):
+            return None
+        return ("dict", frozenset(items))
+    if isinstance(value, (list, tuple)):
+        parts = [_frozen(v) for v in value]
+        return None if any(p is None for p in parts) else (type(value).__name__, tuple(parts))
+    if value is None or isinstance(value, (str, int, float, bool, bytes)):
+        return (type(value).__name__, value)
+    return None
