@@ -13,34 +13,15 @@ endpoint, and the Windows endpoint for the key) and the median wall time of a ru
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
+from collector_timing import median_job_run, running_simulator
 
-import collectors.lync_certificates as lync_certificates  # noqa: E402
-from collectors.sources.remoting import SessionPool  # noqa: E402
-from simulator.server import Simulator  # noqa: E402
-from tests.conftest import PASSWORD_ENV, SIM_PASSWORD, SIM_USERNAME  # noqa: E402
-from tests.integration.collector_harness import Job  # noqa: E402
+import collectors.lync_certificates as lync_certificates
+from collectors.sources.remoting import SessionPool
 
 HOST = "fe01.contoso.com"
-
-
-def median_run(job: Job, repeat: int) -> float:
-    job.run()  # warm-up: opens the runspace pools
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        status = job.run()
-        times.append(time.perf_counter() - started)
-        assert status.up, status.last_error
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -49,32 +30,27 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    os.environ.setdefault(PASSWORD_ENV, SIM_PASSWORD)
-    sim = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
-                    username=SIM_USERNAME, password=SIM_PASSWORD)
-    sim.start()
     reads_store = lync_certificates._store_key_size
-    print(f"{'latency (ms)':>12} {'without key read (s)':>21} {'with key read (s)':>18} {'added (s)':>10}")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for latency in args.latency_ms:
-                sim.clear_faults(HOST)
-                if latency:
-                    sim.set_fault(HOST, "latency", latency_ms=latency)
-                results = {}
-                for variant in ("without", "with"):
-                    lync_certificates._store_key_size = reads_store if variant == "with" else (lambda ctx, t: None)
-                    folder = Path(tmp) / f"{variant}-{latency}"
-                    folder.mkdir()
-                    sessions = SessionPool()
-                    job = Job(sim, folder, lync_certificates.LyncCertificatesCollector(), "fe01", sessions=sessions)
-                    results[variant] = median_run(job, args.repeat)
-                    job.close()
-                added = results["with"] - results["without"]
-                print(f"{latency:>12} {results['without']:>21.3f} {results['with']:>18.3f} {added:>10.3f}")
-    finally:
-        lync_certificates._store_key_size = reads_store
-        sim.stop()
+    with running_simulator() as sim:
+        print(f"{'latency (ms)':>12} {'without key read (s)':>21} {'with key read (s)':>18} {'added (s)':>10}")
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                for latency in args.latency_ms:
+                    sim.clear_faults(HOST)
+                    if latency:
+                        sim.set_fault(HOST, "latency", latency_ms=latency)
+                    results = {}
+                    for variant in ("without", "with"):
+                        lync_certificates._store_key_size = (
+                            reads_store if variant == "with" else (lambda ctx, t: None))
+                        folder = Path(tmp) / f"{variant}-{latency}"
+                        folder.mkdir()
+                        results[variant] = median_job_run(sim, folder, lync_certificates.LyncCertificatesCollector(),
+                                                          "fe01", args.repeat, sessions=SessionPool())
+                    added = results["with"] - results["without"]
+                    print(f"{latency:>12} {results['without']:>21.3f} {results['with']:>18.3f} {added:>10.3f}")
+        finally:
+            lync_certificates._store_key_size = reads_store
 
 
 if __name__ == "__main__":

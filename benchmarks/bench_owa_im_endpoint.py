@@ -16,37 +16,19 @@ Each variant runs ``--repeat`` times after one warm-up run and the median wall t
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
+from collector_timing import median_job_run, running_simulator
 
-import collectors.im_certificate.collector as im_collector  # noqa: E402
-from collectors.contract import FactsBoard  # noqa: E402
-from collectors.sources.remoting import SessionPool  # noqa: E402
-from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS, TrustedPool  # noqa: E402
-from collectors.tls_probe.collector import TlsProbeCollector  # noqa: E402
-from simulator.server import Simulator  # noqa: E402
-from tests.conftest import PASSWORD_ENV, SIM_PASSWORD, SIM_USERNAME  # noqa: E402
-from tests.integration.collector_harness import Job  # noqa: E402
+import collectors.im_certificate.collector as im_collector
+from collectors.contract import FactsBoard
+from collectors.sources.remoting import SessionPool
+from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS, TrustedPool
+from collectors.tls_probe.collector import TlsProbeCollector
+from simulator.server import Simulator
 
 HOST = "ex02.contoso.com"
-
-
-def median_run(job: Job, repeat: int) -> float:
-    job.run()  # warm-up: opens the runspace pools
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        status = job.run()
-        times.append(time.perf_counter() - started)
-        assert status.up, status.last_error
-    return statistics.median(times)
 
 
 def im_certificate(sim: Simulator, folder: Path, repeat: int, with_check: bool) -> float:
@@ -54,11 +36,8 @@ def im_certificate(sim: Simulator, folder: Path, repeat: int, with_check: bool) 
     if not with_check:
         im_collector.judge_override = lambda ctx, im, server, logged: (None, logged)
     try:
-        job = Job(sim, folder, im_collector.ImCertificateCollector(), "ex02", sessions=SessionPool())
-        try:
-            return median_run(job, repeat)
-        finally:
-            job.close()
+        return median_job_run(sim, folder, im_collector.ImCertificateCollector(), "ex02", repeat,
+                              sessions=SessionPool())
     finally:
         im_collector.judge_override = judge
 
@@ -69,11 +48,7 @@ def tls_probe(sim: Simulator, folder: Path, repeat: int, with_check: bool) -> fl
     board.post(OWA_TRUSTED_POOLS, (TrustedPool("owa.contoso.com", (HOST,), (5199,)),), 3600)
     settings = {"connect_addresses": dict(info.tls_services), "ca_file": info.tls_ca_file,
                 "probe_trusted_application_ports": with_check}
-    job = Job(sim, folder, TlsProbeCollector(), "ex02", settings, facts=board)
-    try:
-        return median_run(job, repeat)
-    finally:
-        job.close()
+    return median_job_run(sim, folder, TlsProbeCollector(), "ex02", repeat, settings, facts=board)
 
 
 def main() -> None:
@@ -82,12 +57,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
 
-    os.environ.setdefault(PASSWORD_ENV, SIM_PASSWORD)
-    sim = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
-                    username=SIM_USERNAME, password=SIM_PASSWORD)
-    sim.start()
-    print(f"{'collector':>15} {'latency (ms)':>12} {'without (s)':>12} {'with (s)':>9} {'added (s)':>10}")
-    try:
+    with running_simulator() as sim:
+        print(f"{'collector':>15} {'latency (ms)':>12} {'without (s)':>12} {'with (s)':>9} {'added (s)':>10}")
         with tempfile.TemporaryDirectory() as tmp:
             for latency in args.latency_ms:
                 sim.clear_faults(HOST)
@@ -101,8 +72,6 @@ def main() -> None:
                         results[with_check] = measure(sim, folder, args.repeat, with_check)
                     added = results[True] - results[False]
                     print(f"{name:>15} {latency:>12} {results[False]:>12.3f} {results[True]:>9.3f} {added:>10.3f}")
-    finally:
-        sim.stop()
 
 
 if __name__ == "__main__":

@@ -13,21 +13,13 @@ remoting session (after one warm-up run) and the median wall time of a run is re
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT_ROOT))
+from collector_timing import median_job_run, running_simulator
 
-from collectors.owa_im_settings import OwaImSettingsCollector  # noqa: E402
-from collectors.sources.remoting import SessionPool  # noqa: E402
-from simulator.server import Simulator  # noqa: E402
-from tests.conftest import PASSWORD_ENV, SIM_PASSWORD, SIM_USERNAME  # noqa: E402
-from tests.integration.collector_harness import Job  # noqa: E402
+from collectors.owa_im_settings import OwaImSettingsCollector
+from collectors.sources.remoting import SessionPool
 
 
 def scenario(folder: Path, mailboxes: int) -> Path:
@@ -40,17 +32,6 @@ exchange_org:
     return path
 
 
-def median_run(job: Job, repeat: int) -> float:
-    job.run()  # warm-up: opens the runspace pool
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        status = job.run()
-        times.append(time.perf_counter() - started)
-        assert status.up, status.last_error
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mailboxes", type=int, nargs="+", default=[0, 100, 1000, 5000])
@@ -58,28 +39,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    os.environ.setdefault(PASSWORD_ENV, SIM_PASSWORD)
-    # Basic auth on every endpoint (the tests' Kerberos realm is not needed to time the answers).
-    sim = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
-                    username=SIM_USERNAME, password=SIM_PASSWORD)
-    sim.start()
-    with tempfile.TemporaryDirectory() as tmp:
+    with running_simulator() as sim, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        sessions = SessionPool()
+        sessions = SessionPool()  # one remoting session for every run
         print(f"{'mailboxes':>9} {'counting off (s)':>17} {'counting on (s)':>16} {'per 1000 (s)':>13}")
         for mailboxes in args.mailboxes:
             sim.set_scenario(scenario(folder, mailboxes))
             (folder / f"off{mailboxes}").mkdir()
             (folder / f"on{mailboxes}").mkdir()
-            off = Job(sim, folder / f"off{mailboxes}", OwaImSettingsCollector(), "ex01",
-                      {"count_policy_mailboxes": False}, sessions=sessions)
-            on = Job(sim, folder / f"on{mailboxes}", OwaImSettingsCollector(), "ex01",
-                     {"mailbox_count_limit": args.limit, "mailbox_count_interval": "1ms"}, sessions=sessions)
-            base, counted = median_run(off, args.repeat), median_run(on, args.repeat)
+            base = median_job_run(sim, folder / f"off{mailboxes}", OwaImSettingsCollector(), "ex01", args.repeat,
+                                  {"count_policy_mailboxes": False}, sessions=sessions, close=False)
+            counted = median_job_run(sim, folder / f"on{mailboxes}", OwaImSettingsCollector(), "ex01", args.repeat,
+                                     {"mailbox_count_limit": args.limit, "mailbox_count_interval": "1ms"},
+                                     sessions=sessions, close=False)
             per_thousand = (counted - base) / mailboxes * 1000 if mailboxes else 0.0
             print(f"{mailboxes:>9} {base:>17.3f} {counted:>16.3f} {per_thousand:>13.3f}")
         sessions.close_all(timeout=5)
-    sim.stop()
 
 
 if __name__ == "__main__":

@@ -193,18 +193,23 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, processes: 
 
 
 class AlertingStack:
-    """Demo + Prometheus + Alertmanager + webhook, all on loopback, started and stopped together."""
+    """Demo + Prometheus + Alertmanager + webhook, all on loopback, started and stopped together.
 
-    def __init__(self) -> None:
+    ``start()`` runs the demo as the one scrape target; a stack with other exporters (the shards of
+    ``test_shards_e2e.py``) starts them itself and then calls :meth:`start_alerting` with their addresses.
+    """
+
+    def __init__(self, workdir_prefix: str = "lync-owa-e2e-") -> None:
         self.prometheus_bin = binary("prometheus")
         self.alertmanager_bin = binary("prometheus-alertmanager", "alertmanager")
-        self.workdir = Path(tempfile.mkdtemp(prefix="lync-owa-e2e-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix=workdir_prefix))
         self.processes: list[Process] = []
         self.webhook = WebhookReceiver()
+        self.scrape_targets: list[str] = []
+        self.ready_urls: list[str] = []  # the exporters' /healthz, checked with Prometheus' and Alertmanager's
 
     # --- start --------------------------------------------------------------------------------
     def start(self) -> "AlertingStack":
-        webhook_url = self.webhook.start()
         self.exporter_port, self.sim_port = free_port(), free_port()
         self.exporter_url = f"http://127.0.0.1:{self.exporter_port}"
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
@@ -212,6 +217,18 @@ class AlertingStack:
                                          "--web.listen-address", f"127.0.0.1:{self.exporter_port}",
                                          "--simulator.listen", f"127.0.0.1:{self.sim_port}",
                                          "--interval", COLLECTOR_INTERVAL], cwd=PROJECT_ROOT)
+        self.start_alerting(
+            [f"127.0.0.1:{self.exporter_port}"], "Prometheus' first scrape of the exporter",
+            lambda: any(r["value"][1] == "1" for r in self.query(f'up{{job="{JOB_NAME}"}}')), 60)
+        return self
+
+    def start_alerting(self, scrape_targets: list[str], scraped_what: str, scraped: Callable[[], bool],
+                       scraped_timeout: float) -> None:
+        """The webhook, Alertmanager and Prometheus scraping ``scrape_targets`` as one job; returns once
+        every part answers, ``scraped()`` holds, and Prometheus has loaded the (shortened) rules."""
+        webhook_url = self.webhook.start()
+        self.scrape_targets = list(scrape_targets)
+        self.ready_urls = [f"http://{target}/healthz" for target in self.scrape_targets]
         am_port = free_port()
         self.alertmanager_url = f"http://127.0.0.1:{am_port}"
         am_config = self.workdir / "alertmanager.yml"
@@ -235,22 +252,20 @@ class AlertingStack:
             f"--web.listen-address=127.0.0.1:{prom_port}", "--rules.alert.resend-delay=1s",
             "--storage.tsdb.retention.time=1h",
         ])
-        wait_until("the exporter, Prometheus and Alertmanager to answer", self._all_ready, 180, self.processes)
-        wait_until("Prometheus' first scrape of the exporter",
-                   lambda: any(r["value"][1] == "1" for r in self.query(f'up{{job="{JOB_NAME}"}}')), 60, self.processes)
+        wait_until("the exporters, Prometheus and Alertmanager to answer", self._all_ready, 180, self.processes)
+        wait_until(scraped_what, scraped, scraped_timeout, self.processes)
         self._write_prometheus_config(am_port, rule_files=rule_files)
         self.prometheus.popen.send_signal(signal.SIGHUP)
         wait_until("Prometheus to load the rules", lambda: bool(http_json(f"{self.prometheus_url}/api/v1/rules")
                                                                 ["data"]["groups"]), 30, self.processes)
-        return self
 
     def _write_prometheus_config(self, am_port: int, rule_files: list[Path]) -> None:
         self.prom_config.write_text(yaml.safe_dump({
             "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": EVALUATION_INTERVAL},
             "rule_files": [str(path) for path in rule_files],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            "scrape_configs": [{"job_name": JOB_NAME,
-                                "static_configs": [{"targets": [f"127.0.0.1:{self.exporter_port}"]}]}],
+            # One job for every exporter, as examples/kubernetes/prometheus-scrape.yml gives a shard's.
+            "scrape_configs": [{"job_name": JOB_NAME, "static_configs": [{"targets": self.scrape_targets}]}],
         }, sort_keys=False))
 
     def _spawn(self, name: str, args: list[str], cwd: Path | None = None) -> Process:
@@ -259,7 +274,7 @@ class AlertingStack:
         return process
 
     def _all_ready(self) -> bool:
-        for url in (f"{self.exporter_url}/healthz", f"{self.prometheus_url}/-/ready", f"{self.alertmanager_url}/-/ready"):
+        for url in (*self.ready_urls, f"{self.prometheus_url}/-/ready", f"{self.alertmanager_url}/-/ready"):
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status != 200:
                     return False
@@ -268,7 +283,8 @@ class AlertingStack:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop(signal.SIGINT if process.name == "demo" else signal.SIGTERM)
-        self.webhook.stop()
+        if getattr(self.webhook, "server", None) is not None:  # not started when a start failed early
+            self.webhook.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # --- use ----------------------------------------------------------------------------------

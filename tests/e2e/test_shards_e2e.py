@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,19 +26,7 @@ from exporter.demo import DEMO_PASSWORD_ENV, DEMO_USERNAME, demo_config
 from exporter.job_plan import planned_jobs
 from exporter.sharding import shard_of
 from tests.conftest import PROJECT_ROOT, free_port
-from tests.e2e.alerting_stack import (
-    ALERTS_DIR,
-    EVALUATION_INTERVAL,
-    JOB_NAME,
-    SCRAPE_INTERVAL,
-    Process,
-    WebhookReceiver,
-    alertmanager_config,
-    binary,
-    http_json,
-    shortened_rules,
-    wait_until,
-)
+from tests.e2e.alerting_stack import JOB_NAME, AlertingStack, Process, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,16 +35,13 @@ COLLECTOR_INTERVAL = "3s"  # three exporters and the estate share this machine: 
 KILLED = 1
 
 
-class ShardedStack:
-    """The simulator (in this process), three exporter shards, Prometheus, Alertmanager, a webhook."""
+class ShardedStack(AlertingStack):
+    """The simulator (in this process), three exporter shards, and alerting_stack's Prometheus,
+    Alertmanager and webhook scraping the shards as one job."""
 
     def __init__(self) -> None:
-        self.prometheus_bin = binary("prometheus")
-        self.alertmanager_bin = binary("prometheus-alertmanager", "alertmanager")
-        self.workdir = Path(tempfile.mkdtemp(prefix="lync-owa-shards-"))
-        self.processes: list[Process] = []
+        super().__init__(workdir_prefix="lync-owa-shards-")
         self.shards: list[Process] = []
-        self.webhook = WebhookReceiver()
         self.sim = None
 
     def start(self) -> "ShardedStack":
@@ -79,68 +62,19 @@ class ShardedStack:
                 sys.executable, "-m", "exporter.cli", "run", "--config.file", str(self.config_path),
                 "--web.listen-address", address, "--shard", str(index), "--total-shards", str(TOTAL_SHARDS),
             ], cwd=PROJECT_ROOT))
-        webhook_url = self.webhook.start()
-        am_port = free_port()
-        am_config = self.workdir / "alertmanager.yml"
-        am_config.write_text(yaml.safe_dump(alertmanager_config(webhook_url), sort_keys=False))
-        (self.workdir / "am-data").mkdir()
-        self._spawn("alertmanager", [
-            self.alertmanager_bin, f"--config.file={am_config}", f"--storage.path={self.workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
-        ])
-        rules_dir = self.workdir / "rules"
-        rules_dir.mkdir()
-        rule_files = [shortened_rules(path, rules_dir) for path in sorted(ALERTS_DIR.glob("*.rules.yml"))]
-        prom_port = free_port()
-        self.prometheus_url = f"http://127.0.0.1:{prom_port}"
-        self.prom_config = self.workdir / "prometheus.yml"
-        # As alerting_stack: rules load after the first scrapes, so absent(up) cannot page before them.
-        self._write_prometheus_config(am_port, rule_files=[])
-        self.prometheus = self._spawn("prometheus", [
-            self.prometheus_bin, f"--config.file={self.prom_config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}", "--rules.alert.resend-delay=1s",
-            "--storage.tsdb.retention.time=1h",
-        ])
-        wait_until("every shard scraped successfully", self._all_shards_up, 120, self.processes)
-        self._write_prometheus_config(am_port, rule_files=rule_files)
-        self.prometheus.popen.send_signal(signal.SIGHUP)
-        wait_until("Prometheus to load the rules",
-                   lambda: bool(http_json(f"{self.prometheus_url}/api/v1/rules")["data"]["groups"]), 30, self.processes)
+        self.start_alerting(self.shard_addresses, "every shard scraped successfully", self._all_shards_up, 120)
         return self
-
-    def _write_prometheus_config(self, am_port: int, rule_files: list[Path]) -> None:
-        self.prom_config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": EVALUATION_INTERVAL},
-            "rule_files": [str(path) for path in rule_files],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
-            # One job for every shard, as examples/kubernetes/prometheus-scrape.yml gives them.
-            "scrape_configs": [{"job_name": JOB_NAME, "static_configs": [{"targets": self.shard_addresses}]}],
-        }, sort_keys=False))
-
-    def _spawn(self, name: str, args: list[str], cwd: Path | None = None) -> Process:
-        process = Process(name, args, self.workdir, cwd)
-        self.processes.append(process)
-        return process
 
     def _all_shards_up(self) -> bool:
         result = self.query(f'up{{job="{JOB_NAME}"}}')
         return len(result) == TOTAL_SHARDS and all(r["value"][1] == "1" for r in result)
 
-    def query(self, expr: str) -> list[dict]:
-        import urllib.parse
-
-        answer = http_json(f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
-        assert answer["status"] == "success", answer
-        return answer["data"]["result"]
-
     def stop(self) -> None:
-        for process in reversed(self.processes + [s for s in self.shards if s not in self.processes]):
-            process.stop(signal.SIGTERM)
-        self.webhook.stop()
+        self.processes += [s for s in self.shards if s not in self.processes]  # the killed one too: its log
+        super().stop()
         if self.sim is not None:
             self.sim.stop()
         os.environ.pop(DEMO_PASSWORD_ENV, None)
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
