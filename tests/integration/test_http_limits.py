@@ -1,7 +1,8 @@
 """The exporter's HTTP endpoint under hostile clients (exporter.http_gate): idle and trickling
-connections are closed, over TLS too once the handshake is done; oversized requests are refused; a
-flood of connections neither adds threads nor locks out a scraper; a client that goes away in the
-middle of an answer costs one debug line in logfmt, never a traceback. Real sockets on loopback.
+connections are closed, over TLS too once the handshake is done; oversized requests and bodies are
+refused; a client that stops reading is dropped after the write timeout; a flood of connections neither adds threads nor locks out a scraper; a client that goes away
+in the middle of an answer costs one debug line in logfmt, never a traceback. Real sockets on loopback.
+The listen backlog has its own tests (test_http_backlog.py).
 
 Timeouts here are short so the tests are quick; they bound waits and never measure anything.
 """
@@ -12,6 +13,7 @@ import gzip
 import http.client
 import io
 import logging
+import os
 import socket
 import ssl
 import struct
@@ -162,6 +164,32 @@ def test_a_chunked_request_body_gets_501(serve):
         assert closed_by_server(client).startswith(b"HTTP/1.1 501 Not Implemented\r\n")
 
 
+def test_a_request_body_over_the_limit_gets_413_and_the_connection_is_closed(serve):
+    server = serve(ConnectionLimits())
+    limit = ConnectionLimits().max_body_bytes
+    assert limit == 64 * 1024  # the limit docs/web-config.md states
+    with connect(server) as client:
+        # The head alone: the refusal comes from Content-Length, before a byte of the body is read.
+        client.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (limit + 1))
+        answer = closed_by_server(client)  # returns only once the server has closed the connection
+    assert answer.startswith(b"HTTP/1.1 413 Content Too Large\r\n")
+    assert b"\r\nConnection: close\r\n" in answer
+    assert answer.endswith(b"\r\n\r\nthe body is larger than 65536 bytes\n")
+    assert wait_until(lambda: server.open_connections == 0)
+
+
+def test_a_request_body_at_the_limit_is_read_and_answered(serve):
+    server = serve(ConnectionLimits())
+    limit = ConnectionLimits().max_body_bytes
+    with connect(server) as client:
+        client.sendall(b"POST /-/reload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                       % limit + b"b" * limit)
+        answer = closed_by_server(client)
+    # Read whole and routed: the lifecycle API is off, so /-/reload answers as Prometheus' does.
+    assert answer.startswith(b"HTTP/1.1 403 Forbidden\r\n")
+    assert answer.endswith(b"\r\n\r\nLifecycle API is not enabled.\n")
+
+
 def test_pipelined_requests_on_one_connection_are_all_answered(serve):
     server = serve(ConnectionLimits())
     with connect(server) as client:
@@ -268,6 +296,44 @@ def test_a_client_that_disconnects_mid_response_costs_one_debug_line_and_no_trac
         "debug", "exporter.http_gate", '"client', "127.0.0.1", "response")
     assert fields["reason"] in ("ConnectionResetError", "BrokenPipeError")
     assert "Traceback" not in capfd.readouterr().err
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout_and_gives_back_its_worker(
+        serve, debug_lines):
+    """A scraper that sends its request and then never reads a 12.7 MB answer: the one worker's write
+    gives up after write_timeout (10 s by default, 1 s here), the connection is closed, and the worker
+    answers the next client; threads and descriptors are back where they were."""
+    server = serve(ConnectionLimits(workers=1, write_timeout=1.0), store=store_with(80_000, label_bytes=100))
+    threads_before, descriptors_before = threading.active_count(), open_descriptors()
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel buffers little for it
+    stalled.settimeout(WAIT)
+    stalled.connect(server.server_address[:2])
+    asked = time.monotonic()
+    stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wait_until(lambda: server.open_connections == 1)
+    assert wait_until(lambda: server.open_connections == 0)
+    assert time.monotonic() - asked >= 1.0  # dropped by the write timeout, not by anything sooner
+    # The handler's own words (BaseHTTPRequestHandler catches the timeout and closes), at debug level.
+    timed_out = [line.split(" ", 1)[1] for line in debug_lines() if "Request timed out" in line]  # without ts=
+    assert timed_out == ['level=debug logger=exporter.http msg="http Request timed out: TimeoutError(\'timed out\')"'], \
+        debug_lines()
+    # The only worker is free again: without the timeout it would still be blocked writing.
+    scrape = http.client.HTTPConnection(*server.server_address[:2], timeout=WAIT)
+    scrape.request("GET", "/healthz")
+    assert scrape.getresponse().read() == b"ok\n"
+    scrape.close()
+    received = closed_by_server(stalled)  # what the kernel had buffered, then the end: the server closed it
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert len(received) < 12_000_000  # far less than the answer: it was cut short
+    stalled.close()
+    assert threading.active_count() == threads_before
+    assert wait_until(lambda: open_descriptors() == descriptors_before)
 
 
 # --- content coding -------------------------------------------------------------------------------------

@@ -18,9 +18,11 @@ from collectors.helpers.bounded_file import (
     FileRefused,
     read_bounded_file,
 )
+from collectors.helpers.paths import MAX_PEM_FILE_BYTES
 from exporter import cli
 from exporter.config.auth_support import KeytabError, keytab_principals
 from tests.conftest import PASSWORD_ENV, PROJECT_ROOT, write_config
+from tests.tls_material import TestCA, write_web_config
 
 posix_only = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes and /dev/zero are POSIX")
 
@@ -161,3 +163,54 @@ def test_the_real_command_on_a_fifo_exits_2_instead_of_hanging(fifo):
     )
     assert result.returncode == 2
     assert result.stderr.strip() == f"{fifo}: cannot read configuration file: not a regular file"
+
+
+# --- the web configuration's TLS files, through the real command -------------------------------------------
+
+TLS_FILE_KEYS = ("cert_file", "key_file", "client_ca_file")
+
+
+def tls_web_config(folder: Path, **override: str) -> Path:
+    """A web configuration with a server certificate, its key and a client CA, each file good unless overridden."""
+    ca = TestCA(folder)
+    leaf = ca.issue("server", server=True)
+    tls = {"cert_file": str(leaf.cert_path), "key_file": str(leaf.key_path),
+           "client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": str(ca.cert_path), **override}
+    return write_web_config(folder, {"tls_server_config": tls})
+
+
+def run_check(config: Path, web_config: Path) -> subprocess.CompletedProcess:
+    """`check` as an operator runs it, in a process of its own; the timeout turns a hang into a failure."""
+    return subprocess.run(
+        [sys.executable, "-m", "exporter.cli", "check", "--config.file", str(config), "--web.config.file", str(web_config)],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_the_tls_web_configuration_used_below_passes_check(tmp_path, password_env):
+    result = run_check(write_config(tmp_path, GOOD), tls_web_config(tmp_path))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[-1].endswith(": OK, TLS on (TLS12-TLS13, RequireAndVerifyClientCert), basic auth off")
+
+
+@posix_only
+@pytest.mark.parametrize("key", TLS_FILE_KEYS)
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory", "over-the-cap"])
+def test_check_refuses_a_special_tls_file_naming_the_key_and_the_path(tmp_path, password_env, key, kind):
+    special = tmp_path / "special"
+    special.mkdir()
+    if kind == "fifo":  # no writer ever comes: reading it would block for ever
+        path, why = special / "pipe", "not a regular file"
+        os.mkfifo(path)
+    elif kind == "dev-zero":  # never ends
+        path, why = Path("/dev/zero"), "not a regular file"
+    elif kind == "directory":
+        path, why = special, "not a regular file"
+    else:  # one byte over the cap, sparse: refused by its size before a byte is read
+        path, why = special / "huge.pem", "larger than 4 MiB"
+        with path.open("wb") as handle:
+            handle.truncate(MAX_PEM_FILE_BYTES + 1)
+    web_config = tls_web_config(tmp_path, **{key: str(path)})
+    result = run_check(write_config(tmp_path, GOOD), web_config)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"{web_config}: tls_server_config.{key}: cannot read {path}: {why}"]
