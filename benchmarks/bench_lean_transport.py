@@ -50,7 +50,7 @@ from lean_http import AsyncTransport, HttpClientTransport, SocketTransport, basi
 from lean_wsman import LeanSession, drive, drive_async  # noqa: E402
 
 from collectors.contract import Deadline  # noqa: E402
-from collectors.im_certificate.collector import EXCHANGE_CERTIFICATE  # noqa: E402
+from collectors.im_certificate.answers import EXCHANGE_CERTIFICATE  # noqa: E402
 from collectors.owa_im_settings import VIRTUAL_DIRECTORY  # noqa: E402
 from collectors.server_maintenance import COMPONENT_STATE  # noqa: E402
 from collectors.sources.remoting import EndpointSpec, RemoteSession  # noqa: E402

@@ -25,10 +25,7 @@ from collectors.contract import (
     Collector,
     CollectorSettings,
     ErrorKind,
-    Field,
-    MetricSpec,
     Sample,
-    Shape,
     label_value,
 )
 from collectors.helpers.certificates import (
@@ -38,6 +35,17 @@ from collectors.helpers.certificates import (
 )
 from collectors.helpers.cmdlet_policy import Matching, OneOf
 from collectors.helpers.text import clean_text
+from collectors.im_certificate.answers import (
+    AUTH_CONFIG,
+    CERT_STORE,
+    EXCHANGE_2013,
+    EXCHANGE_CERTIFICATE,
+    SETTING_OVERRIDE,
+    SETUP,
+    SETUP_KEY,
+    STORE_CERTIFICATE,
+    WEB_CONFIG_RELATIVE,
+)
 from collectors.im_certificate.im_settings import (
     PROBLEM_WEB_CONFIG_MISSING,
     SETTINGS_PROBLEMS,
@@ -49,6 +57,19 @@ from collectors.im_certificate.im_settings import (
     im_settings_from_overrides,
     normalise_thumbprint,
     thumbprint_well_formed,
+)
+from collectors.im_certificate.metrics import (
+    AUTH_FOUND,
+    AUTH_NOT_AFTER,
+    CERT_KEY_SIZE,
+    CERT_NOT_AFTER,
+    CERT_NOT_BEFORE,
+    CERT_PRIVATE_KEY,
+    CERT_USE,
+    CHECK_OK,
+    IM_CERT_NOT_AFTER,
+    SETTINGS_PROBLEM,
+    SOURCE_INFO,
 )
 from collectors.im_certificate.override_recycle import (
     CHECK_RECYCLED,
@@ -74,122 +95,6 @@ from collectors.im_certificate.variant_configuration import CMDLET as DIAGNOSTIC
 from collectors.sources.app_pool_workers import PROCESS_CMDLET, PROCESS_PARAMETERS
 from collectors.sources.file_text import FILE_TEXT
 from collectors.sources.trusted_pools import OWA_TRUSTED_POOLS
-
-SETUP_KEY = r"HKLM:\SOFTWARE\Microsoft\ExchangeServer\v15\Setup"
-WEB_CONFIG_RELATIVE = r"ClientAccess\Owa\web.config"
-EXCHANGE_2013 = (15, 0)
-
-SETUP = Shape(
-    "Get-ItemProperty",
-    (
-        Field("MsiInstallPath", "str"),
-        Field("MsiProductMajor", "int"),
-        Field("MsiProductMinor", "int"),
-        # The build, for a setting override's MinVersion/MaxVersion (absent: every override applies).
-        Field("MsiBuildMajor", "int", required=False, nullable=True),
-        Field("MsiBuildMinor", "int", required=False, nullable=True),
-    ),
-)
-# Property names as real Exchange 2016/2019 servers send them (../shared/captures/exchange/E19).
-SETTING_OVERRIDE = Shape(
-    "Get-SettingOverride",
-    (
-        Field("ComponentName", "str", required=False, nullable=True),
-        Field("SectionName", "str", required=False, nullable=True),
-        Field("Parameters", "list", required=False, nullable=True),
-        Field("Server", "list", required=False, nullable=True),
-        Field("MinVersion", "str", required=False, nullable=True),
-        Field("MaxVersion", "str", required=False, nullable=True),
-        Field("Status", "str", required=False, nullable=True),
-        # When the override last changed: did OWA's worker start after it (override_recycle)?
-        Field("WhenChangedUTC", "datetime", required=False, nullable=True),
-        Field("WhenChanged", "datetime", required=False, nullable=True),
-    ),
-)
-# Over Exchange's remote endpoint a certificate carries only its DER (../shared/captures/exchange/wire).
-EXCHANGE_CERTIFICATE = Shape("Get-ExchangeCertificate", (Field("RawData", "bytes"),))
-# Whether the server holds a certificate's private key: its LocalMachine\My store, through the Windows
-# endpoint. PowerShell's type table sends an X509Certificate2 as RawData only, so the two properties
-# are selected on the server (Get-ChildItem | Select-Object -Property Thumbprint,HasPrivateKey).
-CERT_STORE = r"Cert:\LocalMachine\My"
-STORE_CERTIFICATE = Shape(
-    "Get-ChildItem",
-    (Field("Thumbprint", "str", nullable=True), Field("HasPrivateKey", "bool", nullable=True)),
-    select=True,
-)
-AUTH_CONFIG = Shape("Get-AuthConfig", (Field("CurrentCertificateThumbprint", "str", required=False, nullable=True),))
-
-CERT_LABELS = ("thumbprint", "subject_cn")
-
-CHECK_OK = MetricSpec(
-    "lync_owa_im_certificate_check_ok",
-    "gauge",
-    "1 when the named check of OWA's IM settings (IMServerName, IMCertificateThumbprint and the certificate it "
-    "names) passes, 0 when it fails; a check is absent when the one it depends on failed (docs/metrics.md lists "
-    "the order).",
-    ("check",),
-)
-SOURCE_INFO = MetricSpec(
-    "lync_owa_im_settings_source_info",
-    "gauge",
-    "Always 1; where this server keeps OWA's IM settings (web_config on Exchange 2013, setting_override on 2016+).",
-    ("source",),
-)
-SETTINGS_PROBLEM = MetricSpec(
-    "lync_owa_im_settings_problem",
-    "gauge",
-    "1 for the reason OWA's IM settings could not be read (missing or malformed web.config, conflicting "
-    "setting overrides), 0 for every other reason.",
-    ("problem",),
-)
-IM_CERT_NOT_AFTER = MetricSpec(
-    "lync_owa_im_certificate_not_after_timestamp_seconds",
-    "gauge",
-    "When the certificate IMCertificateThumbprint names expires (absent while it names no installed certificate).",
-)
-CERT_NOT_BEFORE = MetricSpec(
-    "lync_owa_exchange_certificate_not_before_timestamp_seconds",
-    "gauge",
-    "When an Exchange certificate on this server becomes valid (Get-ExchangeCertificate NotBefore).",
-    CERT_LABELS,
-)
-CERT_NOT_AFTER = MetricSpec(
-    "lync_owa_exchange_certificate_not_after_timestamp_seconds",
-    "gauge",
-    "When an Exchange certificate on this server expires (Get-ExchangeCertificate NotAfter).",
-    CERT_LABELS,
-)
-CERT_KEY_SIZE = MetricSpec(
-    "lync_owa_exchange_certificate_key_bit_length",
-    "gauge",
-    "Public key size of an Exchange certificate on this server, in bits (PublicKeySize).",
-    CERT_LABELS,
-)
-CERT_PRIVATE_KEY = MetricSpec(
-    "lync_owa_exchange_certificate_has_private_key",
-    "gauge",
-    "1 when the server holds the private key of the Exchange certificate.",
-    CERT_LABELS,
-)
-CERT_USE = MetricSpec(
-    "lync_owa_exchange_certificate_use_info",
-    "gauge",
-    "What the IM integration uses an Exchange certificate on this server for: im (IMCertificateThumbprint names "
-    "it) or auth (Get-AuthConfig's current Exchange Server Auth certificate); always 1. Certificates without "
-    "a use here are not the integration's: their expiry never pages.",
-    ("thumbprint", "use"),
-)
-AUTH_FOUND = MetricSpec(
-    "lync_owa_exchange_auth_certificate_found",
-    "gauge",
-    "1 when the Exchange Server Auth certificate (Get-AuthConfig CurrentCertificateThumbprint) is installed "
-    "on this server.",
-)
-AUTH_NOT_AFTER = MetricSpec(
-    "lync_owa_exchange_auth_certificate_not_after_timestamp_seconds",
-    "gauge",
-    "When the Exchange Server Auth certificate expires (absent while it is not found on this server).",
-)
 
 
 class ImCertificateSettings(CollectorSettings):

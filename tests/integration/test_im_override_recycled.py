@@ -13,7 +13,8 @@ import pytest
 
 from collectors.config_checks import CONFIG_CHECK_OK
 from collectors.contract import FactsBoard
-from collectors.im_certificate.collector import CERT_USE, ImCertificateCollector
+from collectors.im_certificate.collector import ImCertificateCollector
+from collectors.im_certificate.metrics import CERT_USE
 from collectors.sources.remoting import SessionPool
 from tests.integration.collector_harness import Job
 from tests.integration.owa_im_snapshots import write_scenario

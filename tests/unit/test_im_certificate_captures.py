@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from collectors.helpers.certificates import facts_from_der
-from collectors.im_certificate.collector import (
+from collectors.im_certificate.answers import (
     AUTH_CONFIG,
     EXCHANGE_CERTIFICATE,
     SETTING_OVERRIDE,
