@@ -297,6 +297,11 @@ class AlertingStack:
         assert answer["status"] == "success", answer
         return answer["data"]["result"]
 
+    def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        """Alerts Alertmanager still holds unresolved, muted (inhibited or silenced) ones too: one of them
+        may still be notified, when what mutes it resolves first."""
+        return http_json(f"{self.alertmanager_url}/api/v2/alerts?active=true&inhibited=true&silenced=true")
+
     def firing_alerts(self) -> list[dict[str, Any]]:
         """Alerts Prometheus itself holds as firing (pending excluded)."""
         answer = http_json(f"{self.prometheus_url}/api/v1/alerts")
