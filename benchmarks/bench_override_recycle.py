@@ -14,39 +14,24 @@ the minimum over rounds of each round's median is printed, as wall time and as C
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
+
+from collector_timing import running_simulator  # noqa: E402
 
 import collectors.im_certificate.collector as im_collector  # noqa: E402
 from collectors.contract import FactsBoard  # noqa: E402
 from collectors.sources.remoting import SessionPool  # noqa: E402
 from simulator.server import Simulator  # noqa: E402
-from tests.conftest import PASSWORD_ENV, SIM_PASSWORD, SIM_USERNAME  # noqa: E402
 from tests.integration.collector_harness import Job  # noqa: E402
 
 HOST = "ex02.contoso.com"
-
-
-@contextmanager
-def running_simulator() -> Iterator[Simulator]:
-    """The healthy scenario on 127.0.0.1, Basic auth, no TLS (the realm is not needed to time answers)."""
-    os.environ.setdefault(PASSWORD_ENV, SIM_PASSWORD)
-    sim = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
-                    username=SIM_USERNAME, password=SIM_PASSWORD)
-    sim.start()
-    try:
-        yield sim
-    finally:
-        sim.stop()
 
 
 def medians(sim: Simulator, folder: Path, repeat: int, with_check: bool) -> tuple[float, float]:
