@@ -96,9 +96,11 @@ class Exporter:
     def start(self) -> None:
         self.cache.start()
         self.verdict_watcher.start()
-        self.server.launch()  # the serving process starts its interpreter while the first runs start
+        # The scheduler first: the snapshot sent at launch then says "healthy", so /healthz answers 200
+        # from the first request the serving process takes (before its first publish, it said 503).
         self.scheduler.start()
         try:
+            self.server.launch()  # the serving process starts its interpreter while the first runs start
             self.server.wait_ready()
         except Exception:
             self.stop()

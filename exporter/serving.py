@@ -116,8 +116,7 @@ class ServingProcess:
     def wait_ready(self) -> None:
         """Wait until the launched serving process serves, then keep it fed; raises ServingError."""
         self._wait_ready(*self._launched)
-        # The snapshot sent at launch said "not healthy" (the scheduler had not started): say it now.
-        self._wake.set()
+        self._wake.set()  # what changed while it started goes out at once
         for name, target in (("serving-publisher", self._publish_loop), ("serving-listener", self._listen_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

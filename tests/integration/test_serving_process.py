@@ -193,6 +193,24 @@ def test_the_serving_process_ends_when_the_exporter_stops(basic_sim, tmp_path, p
     assert took < 10, took  # a bound on a wait, not a measurement: the stop's own deadlines are 2-3 s
 
 
+def test_healthz_answers_200_from_the_first_request_the_serving_process_takes(basic_sim, tmp_path, password_env,
+                                                                              monkeypatch):
+    # Only the snapshot sent at launch reaches the serving process here: no publisher runs. Before the
+    # scheduler was started ahead of the launch, that snapshot said "not healthy", and /healthz answered
+    # 503 until the first publish, a window a container health check or a scraper could fall into.
+    from exporter.serving import ServingProcess
+
+    monkeypatch.setattr(ServingProcess, "_publish_loop", lambda self: None)
+    path = write_config(tmp_path, estate_config(basic_sim, interval="300s", timeout="10s", hosts={FE01}))
+    running = Exporter(load_config(path, registry.by_name()), "127.0.0.1:0", collector_switches=ONLY)
+    running.start()
+    try:
+        with urllib.request.urlopen(f"{running.url}/healthz", timeout=5) as answer:
+            assert (answer.status, answer.read()) == (200, b"ok\n")
+    finally:
+        running.stop()
+
+
 def test_a_serving_process_that_cannot_start_fails_the_start_with_its_reason(basic_sim, tmp_path, password_env):
     from exporter.serving import ServingError
     from exporter.web_config import load_web_config
