@@ -41,6 +41,7 @@ import threading
 import time
 import types
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -274,6 +275,12 @@ def main() -> None:
                       f"exporter CPU {cpu:.1f}s ({1000 * cpu / max(sent, 1):.2f} ms a request), simulator CPU "
                       f"{sim_cpu:.1f}s, "
                       f"rss={rss_mb():.0f}MB, threads={threading.active_count()}")
+                down = [j for j in jobs if not j.up]
+                if down:  # why, by kind, with one message of each: a timeout under load is not a bug
+                    kinds = Counter(j.last_error_kind for j in down)
+                    first = {j.last_error_kind: f"{j.collector}/{j.target}: {j.last_error}" for j in reversed(down)}
+                    for kind, count in kinds.most_common():
+                        print(f"  {count} down by {kind or 'no error yet'}, e.g. {first[kind][:300]}")
         steady = min(cycle_times[1:]) if len(cycle_times) > 1 else float("nan")
         ports = {info["port"] for info in hosts.values()}
         connections = max((n for port, n in connections_per_port().items() if port in ports), default=0)
