@@ -43,8 +43,17 @@ class _SocketWriter(io.RawIOBase):
         return True
 
     def write(self, data: Any) -> int:
-        self._sock.sendall(data)  # bounded by the socket's timeout (write_timeout) as a whole
+        try:
+            self._sock.sendall(data)  # bounded by the socket's timeout (write_timeout) as a whole
+        except TimeoutError as exc:
+            # Not left a TimeoutError: BaseHTTPRequestHandler would catch it and log "Request timed out"
+            # in words of its own, while the gate logs every client it loses mid-answer one way.
+            raise ClientStoppedReading(f"the client read nothing for the write timeout: {exc}") from exc
         return len(data)
+
+
+class ClientStoppedReading(ConnectionError):
+    """The answer could not be written within the write timeout: the client stopped reading."""
 
 
 def plain_answer(status: str, text: str) -> bytes:
