@@ -79,8 +79,12 @@ def demo_config(hosts: dict[str, Any], interval: str, ca_file: str | None) -> di
 
 def run_demo(args: argparse.Namespace) -> int:
     from exporter.app import Exporter
+    from exporter.demo_simulator import (
+        SimulatorOptions,
+        SimulatorProcess,
+        SimulatorProcessError,
+    )
     from exporter.http import parse_listen_address
-    from simulator.server import Simulator
 
     try:
         parse_duration(args.interval)
@@ -120,29 +124,21 @@ def run_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"demo: --simulator.listen: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    try:
-        sim = Simulator(
-            scenario=args.scenario,
-            listen_host=sim_host or "127.0.0.1",
-            control_port=sim_port,
-            tls=args.simulator_tls,
-            username=DEMO_USERNAME,
-            password=password,
-        )
-    except ValueError as exc:  # ScenarioError: unknown name or a broken scenario file
-        print(f"demo: --scenario {args.scenario}: {exc}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
+    sim = SimulatorProcess(SimulatorOptions(
+        scenario=args.scenario, listen_host=sim_host or "127.0.0.1", control_port=sim_port,
+        tls=args.simulator_tls, username=DEMO_USERNAME, password=password,
+        log_level=args.log_level, log_format=args.log_format))
     try:
         sim.start()
-    except (OSError, ValueError) as exc:
-        print(f"demo: cannot start the simulator: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+    except SimulatorProcessError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG if str(exc).startswith("--scenario") else EXIT_FAILURE
     workdir = tempfile.TemporaryDirectory(prefix="lync-owa-demo-")
     exporter = None
     alerting = None
     try:
         config_path = Path(workdir.name) / "config.yaml"
-        document = demo_config(sim.hosts(), args.interval, getattr(sim, "ca_cert_path", None) if args.simulator_tls else None)
+        document = demo_config(sim.hosts(), args.interval, sim.ca_cert_path if args.simulator_tls else None)
         config_path.write_text(yaml.safe_dump(document, sort_keys=False))
         config = load_or_report(str(config_path))
         if config is None:
