@@ -8,6 +8,7 @@ import logging
 import sys
 import threading
 import time
+import warnings
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
@@ -105,6 +106,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(_fields(record), default=str)
 
 
+_warnings_log = logging.getLogger("py.warnings")
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001 - warnings' signature
+    """Python warnings (urllib3's InsecureRequestWarning when a check is told not to verify TLS, a
+    library's DeprecationWarning) as one log line in the configured format, not warnings' own two
+    lines of text on stderr. The warnings filters still decide how often one is shown (by default
+    once per place in the code)."""
+    _warnings_log.warning("%s", message, extra={"category": category.__name__, "where": f"{filename}:{lineno}"})
+
+
 def configure(level: str = "info", fmt: str = "logfmt", stream=None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else LogfmtFormatter())
@@ -114,6 +126,7 @@ def configure(level: str = "info", fmt: str = "logfmt", stream=None) -> None:
     library_level = logging.INFO if level == "debug" else max(LEVELS[level], logging.WARNING)
     for name in NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(library_level)
+    warnings.showwarning = _log_warning
     for name, drop in _DROP_FILTERS.items():
         logging.getLogger(name).removeFilter(drop)
         if level != "debug":

@@ -15,7 +15,13 @@ A run returns samples or raises a typed :class:`CollectError`.
 
 from __future__ import annotations
 
-from collectors.contract.answers import CmdletAnswer, ErrorRecordInfo, Field, Shape, ShapeError
+from collectors.contract.answers import (
+    CmdletAnswer,
+    ErrorRecordInfo,
+    Field,
+    Shape,
+    ShapeError,
+)
 from collectors.contract.collector import (
     SELECT,
     CmdletRunner,
@@ -29,7 +35,13 @@ from collectors.contract.collector import (
 )
 from collectors.contract.facts import Fact, FactsBoard, Posted, T
 from collectors.contract.failures import ERROR_KINDS, CollectError, Deadline, ErrorKind
-from collectors.contract.metrics import MAX_LABEL_CHARS, METRIC_PREFIX, MetricSpec, Sample, label_value
+from collectors.contract.metrics import (
+    MAX_LABEL_CHARS,
+    METRIC_PREFIX,
+    MetricSpec,
+    Sample,
+    label_value,
+)
 from collectors.contract.settings import (
     SETTINGS_SOURCE,
     SOURCE_YAML,

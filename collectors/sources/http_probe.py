@@ -3,14 +3,19 @@
 Used for OWA's Managed Availability page (``/owa/healthcheck.htm`` answers 200 while OWA is up).
 Redirects are not followed (a redirect to a sign-in page is not "up"), the body is not read, and
 environment proxies are ignored: monitoring traffic to servers on the LAN must not wander
-through a proxy. TLS certificates are verified unless the caller turns that off.
+through a proxy. TLS certificates are verified unless the caller turns that off; then urllib3's
+InsecureRequestWarning, which it raises on every such request (its "always" filter), is silenced, as
+pypsrp does for a WSMan endpoint told not to verify: the caller says so once in its own log instead.
 """
 
 from __future__ import annotations
 
+import threading
+import warnings
 from dataclasses import dataclass
 
 import requests
+from urllib3.exceptions import InsecureRequestWarning
 
 from collectors.helpers.version import VERSION
 
@@ -29,12 +34,23 @@ class ProbeResult:
         return self.status_code == 200
 
 
+_filters_lock = threading.Lock()
+
+
+def _silence_unverified_warning() -> None:
+    with _filters_lock:  # warnings.filters is one list for the whole process
+        if not any(f[0] == "ignore" and f[2] is InsecureRequestWarning for f in warnings.filters):
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+
+
 def probe(url: str, timeout: float, verify: bool | str = True) -> ProbeResult:
     """GET ``url`` within about ``timeout`` seconds; ``verify`` is True, False or a CA bundle (PEM).
 
     Half the time is for connecting (TCP and TLS), half for the status line and headers.
     """
     step = timeout / 2
+    if verify is False:
+        _silence_unverified_warning()
     session = requests.Session()
     session.trust_env = False  # no proxies, .netrc or CA bundles from the environment
     try:

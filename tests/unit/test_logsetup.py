@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import logging
+import re
+import warnings
 
 import pytest
 
@@ -85,3 +88,20 @@ def test_apscheduler_per_firing_warnings_are_logged_once_per_job(configured):
     assert len([line for line in lines if "lync_topology/fe01 (trigger" in line]) == 1
     assert len([line for line in lines if "lync_topology/fe02 (trigger" in line]) == 1
     assert any("raised an exception" in line for line in lines)  # errors are never held back
+
+
+def test_python_warnings_are_one_log_line_in_the_configured_format(configured):
+    """urllib3 warns on every unverified HTTPS request (a check told not to verify TLS): the operator
+    sees it as a log line like every other, not as warnings' own two lines of text."""
+    from urllib3.exceptions import InsecureRequestWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        stream = configured("warn")
+        warnings.warn("Unverified HTTPS request is being made to host 'ex01'", InsecureRequestWarning)
+        line = inspect.currentframe().f_lineno - 1
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert re.fullmatch(
+        r'ts=\S+ level=warn logger=py.warnings msg="Unverified HTTPS request is being made to host \'ex01\'" '
+        rf"category=InsecureRequestWarning where=\S+/tests/unit/test_logsetup.py:{line}", lines[0]), lines[0]
