@@ -17,6 +17,7 @@ from pypsrp.exceptions import (
     WinRMTransportError,
     WSManFaultError,
 )
+from urllib3.exceptions import ReadTimeoutError
 
 from collectors.contract import CollectError, ErrorKind, ErrorRecordInfo
 from collectors.sources.kerberos import explain_auth_failure, short_error
@@ -27,6 +28,23 @@ from collectors.sources.safe_xml import UnsafeXML
 WSMAN_OPERATION_TIMEOUT = 0x80338029
 WSMAN_SHELL_NOT_FOUND = 0x8033805B  # ERROR_WSMAN_UNEXPECTED_SELECTORS: the shell is gone
 WSMAN_ACCESS_DENIED = 5
+
+
+def _timed_out_reading(exc: BaseException) -> bool:
+    """A read timeout that requests reports as a ConnectionError: one inside the body of an answer
+    (requests' ``iter_content`` wraps urllib3's ReadTimeoutError so). The host answered, slowly."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ReadTimeoutError):
+            return True
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
 
 
 def classify_failure(exc: BaseException, spec: Any, where: str, redact: Callable[[str], str]) -> CollectError:
@@ -45,7 +63,8 @@ def classify_failure(exc: BaseException, spec: Any, where: str, redact: Callable
         kind, message = ErrorKind.AUTH, "authentication failed (HTTP 401)"
     elif isinstance(exc, requests.exceptions.ConnectTimeout):
         kind, message = ErrorKind.UNREACHABLE, "connection timed out"
-    elif isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)):
+    elif isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or (
+            isinstance(exc, requests.exceptions.ConnectionError) and _timed_out_reading(exc)):
         kind, message = ErrorKind.TIMEOUT, "no answer before the deadline"
     elif isinstance(exc, requests.exceptions.SSLError):
         kind, message = ErrorKind.UNREACHABLE, f"TLS handshake failed: {short_error(exc)}"

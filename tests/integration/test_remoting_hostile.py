@@ -226,3 +226,24 @@ def test_a_gzip_bomb_is_counted_after_decoding():
     finally:
         server.close()
     assert error.kind is ErrorKind.SHAPE and CAP_TEXT in str(error)
+
+
+def test_an_answer_that_stops_halfway_is_a_timeout_not_an_unreachable_host():
+    """The host accepted the connection and started answering: it is reachable, and slow. requests
+    reports a read timeout inside the body as a ConnectionError ("Read timed out."); it was reported
+    as kind=unreachable, "cannot connect", which sends the operator to the firewall."""
+    server = CraftedServer(b"HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml;charset=UTF-8\r\n"
+                           b"Content-Length: 4096\r\n\r\n", b"<s:Envelope")
+    spec = EndpointSpec(url=f"http://127.0.0.1:{server.port}/wsman", configuration="Microsoft.PowerShell",
+                        username="monitor", password="Pw-crafted-5b2e", auth="basic", encryption="never")
+    session = RemoteSession(spec)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CollectError) as err:
+            session.run("Get-CsSite", None, Shape("Get-CsSite"), Deadline(2))
+    finally:
+        session.close()
+        server.close()
+    assert err.value.kind is ErrorKind.TIMEOUT, str(err.value)
+    assert "no answer before the deadline" in str(err.value) and "cannot connect" not in str(err.value)
+    assert time.monotonic() - started < 2 + 1.5  # ended by its deadline
