@@ -176,7 +176,9 @@ def http_json(url: str, data: dict[str, Any] | None = None, timeout: float = 5) 
         return json.loads(response.read() or b"null")
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, processes: list[Process]) -> None:
+def wait_until(what: str | Callable[[], str], check: Callable[[], bool], timeout: float,
+               processes: list[Process]) -> None:
+    """``what`` may be a callable: it is asked at the timeout, so it can say what was still missing."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         for process in processes:
@@ -189,7 +191,7 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, processes: 
             pass
         time.sleep(0.25)
     logs = "\n".join(f"--- {p.name}\n{p.tail()}" for p in processes)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}\n{logs}")
 
 
 class AlertingStack:
@@ -309,7 +311,13 @@ class AlertingStack:
 
     def wait_for_collectors_up(self, timeout: float = 60) -> None:
         """Every job's last run succeeded, as Prometheus sees it."""
+        down: list[str] = []
+
         def all_up() -> bool:
             result = self.query("lync_owa_collector_up")
-            return bool(result) and all(float(r["value"][1]) == 1 for r in result)
-        wait_until("every collector up in Prometheus", all_up, timeout, self.processes)
+            down[:] = sorted(f"{r['metric'].get('collector')}/{r['metric'].get('target')}"
+                             for r in result if float(r["value"][1]) != 1)
+            return bool(result) and not down
+
+        wait_until(lambda: f"every collector up in Prometheus (down at the last look: {down or 'none'})",
+                   all_up, timeout, self.processes)
