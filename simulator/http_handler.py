@@ -41,6 +41,7 @@ class HostEndpoints:
             self.services["/ocspowershell"] = ShellService(runtime, cmdlets.LYNC_ENDPOINT, base_url + "/OcsPowershell")
 
     def serve(self, conn: socket.socket, address: tuple) -> None:
+        self.runtime.count_connection()
         _Handler(conn, address, self)
 
 

@@ -26,6 +26,7 @@ class Stats:
     commands: int = 0
     signals: int = 0  # Signal requests (terminate or crtl_c) the host answered
     requests: int = 0
+    connections: int = 0  # TCP connections the host accepted (a client that keeps its connections opens few)
     requests_encrypted: int = 0
     auth_failures: int = 0
     # "basic"/"kerberos"/"ntlm" and "<endpoint>_<mechanism>" -> requests served under it
@@ -109,6 +110,10 @@ class HostRuntime:
 
     # ------------------------------------------------------------ counters
 
+    def count_connection(self) -> None:
+        with self._lock:
+            self._stats.connections += 1
+
     def count_request(self) -> None:
         with self._lock:
             self._stats.requests += 1
@@ -131,6 +136,7 @@ class HostRuntime:
                 # Pipelines the host still keeps: finished ones are forgotten once their answer is out.
                 "pipelines_open": sum(shell.pipelines_open for shell in self._shells.values()),
                 "requests": self._stats.requests,
+                "connections": self._stats.connections,
                 "requests_encrypted": self._stats.requests_encrypted,
                 "auth_failures": self._stats.auth_failures,
                 **{f"auth_{key}": count for key, count in sorted(self._stats.auth.items())},

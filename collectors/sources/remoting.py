@@ -4,7 +4,8 @@
   mode, JEA endpoints allow named cmdlets only, and nothing from configuration or from a server's
   answer can become code.
 - One RunspacePool per host and endpoint, reused across runs. Opening a pool costs seconds on real
-  servers; a pool found gone is reopened once. Where the transport allows it the pool runs up to
+  servers; a pool found gone is reopened once. A failed call drops its pool; calls on other lanes
+  finish on it, and the last one out closes it. Where the transport allows it the pool runs up to
   ``MAX_LANES`` pipelines at once, one connection each (collectors.sources.wsman_client), else one.
 - A pipeline costs Command + Receive: no terminate Signal after it ends (collectors.sources.pipeline_call).
 - Every call has a deadline: pypsrp's ``invoke()`` has none, so we poll with a timeout and stop.
@@ -120,6 +121,10 @@ class RemoteSession:
         self._wsman: WSMan | None = None
         self._pool: RunspacePool | None = None
         self._in_flight = 0  # runs holding a lane
+        # Runs on each pool (by id), and the pools dropped while runs were still on them: a dropped pool
+        # is closed by the last run to leave it, never under a run.
+        self._users: dict[int, int] = {}
+        self._retired: dict[int, tuple[RunspacePool, WSMan | None]] = {}
         self.pools_opened = 0
         self._secrets = tuple(s for s in (spec.password,) if s)
         self._answers = AnswerTally()  # did a run read a large answer (its memory is given back after it)
@@ -165,6 +170,12 @@ class RemoteSession:
             release_memory(self._answers)
 
     @property
+    def pools_retired_open(self) -> int:
+        """Dropped pools that runs still use; each is closed when its last run leaves it."""
+        with self._state:
+            return len(self._retired)
+
+    @property
     def runs_in_flight(self) -> int:
         """Runs holding a lane now (an abandoned run too, until it ends by its deadline)."""
         with self._state:
@@ -208,6 +219,8 @@ class RemoteSession:
             except Exception as exc:
                 self._drop_pool_used(pool)
                 raise classify_failure(exc, self.spec, where, self._redact) from None
+            finally:
+                self._let_go(pool)
         unexpected = [e for e in errors if e.error_id not in accept]
         if failed or unexpected:
             first = (unexpected or errors or [ErrorRecordInfo("PipelineFailed", "", "pipeline failed")])[0]
@@ -236,8 +249,9 @@ class RemoteSession:
             with self._state:
                 pool, wsman = self._pool, self._wsman
                 closed = self._closed
-            if pool is not None and wsman is not None:  # an open pool serves runs; close() closes it after
-                return pool
+                if pool is not None and wsman is not None:  # an open pool serves runs; close() closes it after
+                    self._users[id(pool)] = self._users.get(id(pool), 0) + 1
+                    return pool
             if closed:
                 raise CollectError(ErrorKind.UNREACHABLE, self.spec.where,
                                    "the exporter is shutting down; session closed")
@@ -253,6 +267,7 @@ class RemoteSession:
                 raise
             with self._state:
                 self._pool, self._wsman = pool, wsman
+                self._users[id(pool)] = 1
             self.pools_opened += 1
             log.debug("runspace pool opened", extra={"where": self.spec.where})
             return pool
@@ -272,12 +287,30 @@ class RemoteSession:
 
     def _drop_pool(self, used: RunspacePool | None) -> None:
         """Drop the pool a failed call used (``None``: whatever pool there is); a pool another lane
-        already reopened is kept."""
+        already reopened is kept. New runs open a fresh pool; a dropped pool that runs are still on is
+        retired, and the last of them closes it (:meth:`_let_go`)."""
         with self._state:
             if used is not None and self._pool is not used:
                 return
             pool, wsman = self._take_pool()
+            if pool is not None and self._users.get(id(pool), 0) > 0:
+                self._retired[id(pool)] = (pool, wsman)
+                return
         self._close_quietly(pool, wsman, polite=False)
+
+    def _let_go(self, pool: RunspacePool | None) -> None:
+        """A run is done with ``pool``: the last run to leave a retired pool closes it."""
+        if pool is None:
+            return
+        with self._state:
+            left = self._users.get(id(pool), 0) - 1
+            if left > 0:
+                self._users[id(pool)] = left
+                return
+            self._users.pop(id(pool), None)
+            retired = self._retired.pop(id(pool), None)
+        if retired is not None:
+            self._close_quietly(*retired, polite=False)
 
     def _close_quietly(self, pool: RunspacePool | None, wsman: WSMan | None, polite: bool) -> None:
         if pool is not None:

@@ -88,7 +88,7 @@ def test_control_api(sim):
     assert status == 200 and sim.state()["hosts"][FE01]["faults"] == []
     status, stats = control(sim, "GET", "/control/stats")
     assert status == 200 and set(stats[FE01]) == {"shells_created", "shells_open", "commands", "signals",
-                                                   "pipelines_open", "requests", "requests_encrypted",
+                                                   "pipelines_open", "requests", "connections", "requests_encrypted",
                                                    "auth_failures"}
     assert control(sim, "DELETE", "/control/faults")[0] == 200
 
