@@ -132,7 +132,7 @@ def run_demo(args: argparse.Namespace) -> int:
         sim.start()
     except SimulatorProcessError as exc:
         print(f"demo: {exc}", file=sys.stderr)
-        return EXIT_BAD_CONFIG if str(exc).startswith("--scenario") else EXIT_FAILURE
+        return EXIT_BAD_CONFIG if exc.bad_scenario else EXIT_FAILURE
     workdir = tempfile.TemporaryDirectory(prefix="lync-owa-demo-")
     exporter = None
     alerting = None

@@ -31,6 +31,10 @@ READY, FAILED, STOP = "ready", "failed", "stop"
 class SimulatorProcessError(Exception):
     """The simulator did not start; the text says why (a bad scenario, a port in use)."""
 
+    def __init__(self, message: str, bad_scenario: bool = False) -> None:
+        super().__init__(message)
+        self.bad_scenario = bad_scenario  # the user's --scenario is wrong, not the machine
+
 
 @dataclass(frozen=True)
 class SimulatorOptions:
@@ -58,12 +62,12 @@ def _serve(conn: Any, options: SimulatorOptions) -> None:
                         control_port=options.control_port, tls=options.tls,
                         username=options.username, password=options.password)
     except ValueError as exc:  # ScenarioError: unknown name or a broken scenario file
-        conn.send((FAILED, f"--scenario {options.scenario}: {exc}"))
+        conn.send((FAILED, f"--scenario {options.scenario}: {exc}", True))
         return
     try:
         sim.start()
     except (OSError, ValueError) as exc:
-        conn.send((FAILED, f"cannot start the simulator: {exc}"))
+        conn.send((FAILED, f"cannot start the simulator: {exc}", False))
         return
     try:
         conn.send((READY, sim.hosts(), sim.ca_cert_path, sim.control_url))
@@ -111,7 +115,7 @@ class SimulatorProcess:
             raise
         if answer[0] != READY:
             self.stop()
-            raise SimulatorProcessError(answer[1])
+            raise SimulatorProcessError(answer[1], bad_scenario=answer[2])
         _, self._hosts, self.ca_cert_path, self.control_url = answer
         log.debug("simulator process started", extra={"pid": process.pid})
         return self

@@ -33,6 +33,14 @@ def sim(kdc):
 
 
 @pytest.fixture(scope="module")
+def basic_sim():
+    """The healthy estate with every endpoint on Basic, the simulator's default (four lanes a pool)."""
+    simulator = _running_simulator(tls=False)
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="module")
 def tls_sim():
     """The same estate over HTTPS, its certificate signed by the simulator's own CA."""
     simulator = _running_simulator(tls=True)

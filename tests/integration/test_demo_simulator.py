@@ -92,8 +92,9 @@ def test_with_tls_the_ca_file_exists_while_it_runs_and_goes_with_it():
 
 
 def test_an_unknown_scenario_is_named():
-    with pytest.raises(SimulatorProcessError, match=r"^--scenario no-such-scenario: unknown scenario 'no-such-scenario'"):
+    with pytest.raises(SimulatorProcessError, match=r"^--scenario no-such-scenario: unknown scenario 'no-such-scenario'") as err:
         SimulatorProcess(options(scenario="no-such-scenario")).start()
+    assert err.value.bad_scenario
 
 
 def test_a_control_port_in_use_is_named():
@@ -101,8 +102,9 @@ def test_a_control_port_in_use_is_named():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(SimulatorProcessError, match=r"^cannot start the simulator: .*[Aa]ddress already in use"):
+        with pytest.raises(SimulatorProcessError, match=r"^cannot start the simulator: .*[Aa]ddress already in use") as err:
             SimulatorProcess(options(control_port=port)).start()
+        assert not err.value.bad_scenario
 
 
 def test_the_estate_ends_when_the_demo_is_killed():

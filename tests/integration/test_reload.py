@@ -20,8 +20,7 @@ from collectors import registry
 from exporter.app import Exporter
 from exporter.config import load_config
 from exporter.version import BUILD
-from simulator.server import Simulator
-from tests.conftest import SIM_PASSWORD, SIM_USERNAME, estate_config, write_config
+from tests.conftest import estate_config, write_config
 from tests.tls_material import (
     WEB_HASH,
     WEB_PASSWORD,
@@ -34,15 +33,6 @@ FE01, FE02, EX01, EX02 = "fe01.contoso.com", "fe02.contoso.com", "ex01.contoso.c
 USED = ("cms_replication", "owa_app_pool")
 ONLY_USED = {name: name in USED for name in registry.by_name()}
 TIMEOUT = 20
-
-
-@pytest.fixture(scope="module")
-def basic_sim():
-    simulator = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
-                          username=SIM_USERNAME, password=SIM_PASSWORD)
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,6 @@ import pytest
 
 from collectors.contract import CollectError, Deadline, Field, Shape
 from collectors.sources.remoting import EndpointSpec, RemoteSession
-from simulator.server import Simulator
 from tests.conftest import SIM_PASSWORD, SIM_USERNAME
 from tests.tcp_connections import connections_to
 
@@ -32,16 +31,8 @@ SHORT = 1.2  # the failing call's deadline: it runs out in its Receive, at 1.2 s
 BEHIND = 0.5  # the other call starts this much later: its Command is in flight from 0.5 to 1.5 s
 
 
-@pytest.fixture()
-def estate():
-    sim = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, username=SIM_USERNAME,
-                    password=SIM_PASSWORD)
-    sim.start()
-    yield sim
-    sim.stop()
-
-
-def test_a_call_on_a_dropped_pool_finishes_there_and_the_last_one_out_closes_it(estate):
+def test_a_call_on_a_dropped_pool_finishes_there_and_the_last_one_out_closes_it(basic_sim):
+    estate = basic_sim
     spec = EndpointSpec(url=estate.hosts()[EX01].exchange_url, configuration="Microsoft.Exchange",
                         username=SIM_USERNAME, password=SIM_PASSWORD, auth="basic", encryption="never")
     session = RemoteSession(spec)

@@ -29,8 +29,7 @@ from collectors import registry
 from collectors.contract import MetricSpec
 from exporter.app import Exporter
 from exporter.config import load_config
-from simulator.server import Simulator
-from tests.conftest import SIM_PASSWORD, SIM_USERNAME, estate_config, write_config
+from tests.conftest import estate_config, write_config
 
 FE01 = "fe01.contoso.com"
 ONLY = {name: name == "cms_replication" for name in registry.by_name()}
@@ -39,15 +38,6 @@ SPEC = MetricSpec("lync_owa_test_value", "gauge", "A value.", ("replica",))
 PROCESS_FAMILIES = {"process_virtual_memory_bytes", "process_resident_memory_bytes", "process_start_time_seconds",
                     "process_cpu_seconds_total", "process_open_fds", "process_max_fds"}
 SERVING_FAMILIES = {"lync_owa_serving_restarts_total", *(f"lync_owa_serving_{name}" for name in PROCESS_FAMILIES)}
-
-
-@pytest.fixture(scope="module")
-def basic_sim():
-    simulator = Simulator(scenario="healthy", listen_host="127.0.0.1", control_port=0, tls=False,
-                          username=SIM_USERNAME, password=SIM_PASSWORD)
-    simulator.start()
-    yield simulator
-    simulator.stop()
 
 
 @pytest.fixture
